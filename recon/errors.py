@@ -1,0 +1,43 @@
+"""Error types whose message is meant for a person.
+
+A `ReconError` carries one sentence that says what is wrong and what to do. The CLI prints it on
+stderr and exits non-zero, without a traceback. Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+
+class ReconError(Exception):
+    """A failure the user can act on; its message is one clear sentence."""
+
+    exit_code: int = 1
+
+
+class ConfigError(ReconError):
+    """Settings or tenant configuration are missing or invalid."""
+
+    exit_code = 2
+
+
+class SecretUnavailableError(ReconError):
+    """A required secret could not be resolved. The message names the secret, never its value."""
+
+    exit_code = 3
+
+
+class SchemaNotAtHeadError(ReconError):
+    """The database schema is not at the migration head."""
+
+    exit_code = 4
+
+
+class NotFoundError(ReconError):
+    """A named thing (tenant, file, revision) does not exist."""
+
+    exit_code = 5
+
+
+class InputFileError(ReconError):
+    """An input file is unreadable or malformed; the message names file, row and column."""
+
+    exit_code = 6
