@@ -1,0 +1,1 @@
+"""Storage: typed models, engine and tenant-scoped sessions, migration gate, backups."""

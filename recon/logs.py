@@ -1,0 +1,99 @@
+"""Logging, set up once per process: a human format for terminals, JSON lines on request.
+
+Every handler carries a `RedactionFilter`, so a secret the secrets layer has resolved never reaches
+a log sink, whether it sits in the message, its arguments or a formatted traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from recon.redaction import redact
+
+_HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactionFilter(logging.Filter):
+    """Renders the record's message and traceback once, with secrets masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_recon_redacted", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        record._recon_redacted = True
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+_configured = False
+_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "urllib3", "hvac")
+
+
+def attach_redaction_everywhere() -> None:
+    """Add the redaction filter to every handler of every logger known so far.
+
+    Call again after a library (Prefect, uvicorn) installs handlers of its own.
+    """
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactionFilter) for f in handler.filters):
+                handler.addFilter(RedactionFilter())
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "human", stream: TextIO | None = None
+) -> logging.Handler:
+    """Install the root handler (once; later calls replace it) and redact every handler."""
+    global _configured
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_recon_handler", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_HUMAN_FORMAT))
+    handler._recon_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries that narrate routine steps at INFO speak only when debugging.
+    for chatty in _CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    attach_redaction_everywhere()
+    _configured = True
+    return handler
