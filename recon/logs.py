@@ -57,7 +57,7 @@ class JsonFormatter(logging.Formatter):
 
 
 _configured = False
-_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "urllib3", "hvac")
+_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "urllib3", "hvac", "uvicorn")
 
 
 def attach_redaction_everywhere() -> None:

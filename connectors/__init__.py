@@ -1,0 +1,1 @@
+"""Provider connectors: one module per provider, plus local fake providers in `sandbox/`."""

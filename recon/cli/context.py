@@ -1,0 +1,42 @@
+"""The shared runtime of one CLI invocation and the console helpers commands print with."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+from rich.console import Console
+
+from recon.runtime import Runtime
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The runtime of this invocation, built on first use."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Close and forget the runtime (end of an invocation; tests call main() repeatedly)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+    _runtime = None
+
+
+def current_actor() -> str:
+    """Who is acting, for the audit log: RECON_ACTOR, else the OS user."""
+    explicit = os.environ.get("RECON_ACTOR")
+    if explicit:
+        return explicit
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"

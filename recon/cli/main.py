@@ -1,0 +1,88 @@
+"""The `recon` command line. User errors are one sentence on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from recon.cli import audit, db, doctor, tenant
+from recon.cli.context import err_console, reset_runtime, runtime
+from recon.cli.demo import demo_command
+from recon.errors import ConfigError, ReconError
+from recon.logs import configure_logging
+from recon.redaction import redact
+
+app = typer.Typer(
+    name="recon",
+    help="Payment reconciliation for businesses that bill with WHMCS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(tenant.app, name="tenant")
+app.add_typer(audit.app, name="audit")
+
+log = logging.getLogger("recon.cli")
+
+
+@app.callback()
+def _setup(
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="human or json (RECON_LOG_FORMAT).")
+    ] = None,
+) -> None:
+    settings = runtime().settings
+    fmt = log_format or settings.log_format
+    if fmt not in {"human", "json"}:
+        raise ConfigError(f"--log-format must be human or json, not {fmt!r}")
+    configure_logging(settings.log_level, fmt)
+
+
+@app.command("doctor")
+def doctor_command() -> None:
+    """Check the database is at head, Vault is reachable and every needed secret resolves."""
+    doctor.doctor(runtime())
+
+
+app.command("demo")(demo_command)
+
+
+def _fail(message: str, code: int) -> int:
+    err_console.print(f"[bold red]error:[/bold red] {redact(message)}", highlight=False)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; never shows a traceback for a user error."""
+    try:
+        result = app(args=argv, prog_name="recon", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except ReconError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail("interrupted", 130)
+    except typer.TyperException as exc:  # usage errors of Typer's bundled click
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+            return 2
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        return _fail(message, int(getattr(exc, "exit_code", 2)))
+    except Exception as exc:  # a bug: say so in one line, keep the traceback in the log
+        log.debug("unhandled error", exc_info=True)
+        return _fail(
+            f"internal error ({type(exc).__name__}); rerun with RECON_LOG_LEVEL=DEBUG for details",
+            70,
+        )
+    finally:
+        reset_runtime()
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

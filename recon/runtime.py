@@ -1,0 +1,74 @@
+"""What a command needs from the environment: settings, engines, the secrets resolver.
+
+Built lazily, so a command that never touches the database never opens it, and a bad setting is
+reported as one sentence instead of a validation dump.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from recon.db.engine import make_engine
+from recon.db.migrate import ensure_at_head
+from recon.errors import ConfigError
+from recon.secrets import SecretResolver
+from recon.settings import Settings
+
+
+def load_settings() -> Settings:
+    """Read the `RECON_*` settings, turning a validation error into one clear sentence."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"setting RECON_{field.upper()} is invalid: {first['msg']}") from None
+
+
+class Runtime:
+    """Lazily built settings, engines and secrets for one process."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The process settings."""
+        return self._settings or load_settings()
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The application engine (on PostgreSQL: the non-owner role RLS applies to)."""
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
+    def admin_engine(self) -> Engine:
+        """The schema owner's engine, for migrations, backups and the tenant registry."""
+        if self.settings.resolved_migration_url == self.settings.resolved_database_url:
+            return self.engine
+        return make_engine(self.settings.resolved_migration_url)
+
+    @cached_property
+    def secrets(self) -> SecretResolver:
+        """The secrets resolver (Vault, or environment variables in development)."""
+        return SecretResolver(self.settings)
+
+    def checked_engine(self) -> Engine:
+        """The application engine, after refusing a schema that is not at head."""
+        ensure_at_head(self.engine)
+        return self.engine
+
+    def checked_admin_engine(self) -> Engine:
+        """The owner's engine, after refusing a schema that is not at head."""
+        ensure_at_head(self.admin_engine)
+        return self.admin_engine
+
+    def close(self) -> None:
+        """Dispose of any engine that was opened."""
+        for name in ("engine", "admin_engine"):
+            engine = self.__dict__.get(name)
+            if engine is not None:
+                engine.dispose()

@@ -1,0 +1,27 @@
+"""Fixtures for the HTTP sandbox: fresh in-memory provider state served by a real uvicorn server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.sandbox.app import build_app
+from connectors.sandbox.serve import RunningServer, run_in_thread
+from connectors.sandbox.vault import VaultState
+
+SANDBOX_EPOCH = 1_800_000_000.0
+"""The sandbox clock's start; it only moves when a test calls `advance`."""
+
+
+@pytest.fixture
+def sandbox_vault() -> VaultState:
+    """An empty fake Vault whose clock stands still until the test advances it."""
+    return VaultState(clock=lambda: SANDBOX_EPOCH)
+
+
+@pytest.fixture
+def vault_server(sandbox_vault: VaultState) -> Iterator[RunningServer]:
+    """The sandbox app serving `sandbox_vault` over real HTTP on a free local port."""
+    with run_in_thread(build_app(vault=sandbox_vault)) as server:
+        yield server

@@ -1,0 +1,245 @@
+"""The `recon` CLI end to end, in-process and (for the no-traceback promises) as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.sandbox.serve import RunningServer
+from connectors.sandbox.vault import VaultState
+from recon.cli.main import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "recon", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def db_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("RECON_DATABASE_URL", url)
+    return url
+
+
+def test_status_fails_on_an_empty_database_until_upgraded(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    code, _, err = run(capsys, "db", "status")
+    assert code != 0
+    assert "recon db upgrade" in err
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0 and "-> 0002" in out
+    code, out, _ = run(capsys, "db", "status")
+    assert code == 0 and "at head" in out
+
+
+def test_upgrade_backs_up_a_database_that_holds_data(
+    capsys: pytest.CaptureFixture[str], db_url: str, tmp_path: Path
+) -> None:
+    assert run(capsys, "db", "upgrade", "0001")[0] == 0
+    backups = tmp_path / "var" / "backups"
+    assert not backups.exists()  # an empty database needs no backup
+    code, _, err = run(capsys, "db", "upgrade")
+    assert code == 0 and "backup written" in err
+    (copy,) = backups.iterdir()
+    import sqlite3
+
+    with sqlite3.connect(copy) as conn:  # the copy is a database at the old revision
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+
+
+def test_downgrade_then_status_fails(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    run(capsys, "db", "upgrade")
+    code, out, _ = run(capsys, "db", "downgrade", "0001", "--no-backup")
+    assert code == 0 and "-> 0001" in out
+    assert run(capsys, "db", "status")[0] != 0
+    code, _, err = run(capsys, "db", "downgrade", "nonexistent", "--no-backup")
+    assert code != 0 and "nonexistent" in err
+
+
+def test_data_commands_refuse_a_schema_not_at_head(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    for args in (["tenant", "list"], ["tenant", "show", "x"], ["audit", "verify"]):
+        code, _, err = run(capsys, *args)
+        assert code != 0, args
+        assert "recon db upgrade" in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_tenant_add_list_show(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    run(capsys, "db", "upgrade")
+    code, _, err = run(
+        capsys,
+        "tenant", "add", "acme-hosting", "--name", "Acme Hosting",
+        "--set", "stripe.enabled=true",
+        "--set", "whmcs.base_url=https://billing.acme.example",
+        "--set", "gocardless.account_ids=[\"acc-1\"]",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, "tenant", "list")
+    assert code == 0 and "acme-hosting" in out and "stripe" in out
+    code, out, _ = run(capsys, "tenant", "show", "acme-hosting")
+    shown = json.loads(out)
+    assert shown["settings"]["stripe"]["enabled"] is True
+    assert shown["settings"]["gocardless"]["account_ids"] == ["acc-1"]
+    assert shown["settings"]["auto_apply"] is False
+    code, _, err = run(capsys, "tenant", "add", "acme-hosting", "--name", "Again")
+    assert code != 0 and "already exists" in err
+    code, _, err = run(capsys, "tenant", "show", "nobody")
+    assert code != 0 and "recon tenant list" in err
+    code, _, err = run(capsys, "tenant", "add", "Bad Id", "--name", "x")
+    assert code != 0 and "not valid" in err
+    code, _, err = run(capsys, "tenant", "add", "okay", "--name", "x", "--set", "nosuch=1")
+    assert code != 0 and "nosuch" in err
+    code, out, _ = run(capsys, "audit", "verify")
+    assert code == 0 and "acme-hosting: 1 entries verified" in out
+
+
+def test_audit_verify_names_the_broken_entry(
+    capsys: pytest.CaptureFixture[str], db_url: str, tmp_path: Path
+) -> None:
+    run(capsys, "db", "upgrade")
+    run(capsys, "tenant", "add", "acme", "--name", "Acme")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET actor = 'mallory'")
+    code, _, err = run(capsys, "audit", "verify")
+    assert code != 0
+    assert "seq 1" in err and "changed" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["db", "downgrade"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+        (["tenant", "add", "acme"], "Missing option"),
+        (["--log-format", "xml", "db", "status"], "human or json"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], db_url: str, args: list[str], needle: str
+) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_invalid_setting_is_one_sentence(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECON_LOG_LEVEL", "LOUD")
+    code, _, err = run(capsys, "db", "status")
+    assert code != 0
+    assert "RECON_LOG_LEVEL" in err and len(err.strip().splitlines()) == 1
+
+
+def test_production_doctor_without_secrets_names_one_and_shows_no_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    env = {"RECON_DATABASE_URL": url, "RECON_DATA_DIR": str(tmp_path)}
+    assert run_process("db", "upgrade", env=env).returncode == 0
+    result = run_process("doctor", env={**env, "RECON_ENV": "production"})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "ui_cookie_secret" in result.stderr or "audit_export_signing_key" in result.stderr
+    assert "RECON_VAULT_ADDR" in result.stdout + result.stderr
+
+
+def test_a_bad_database_url_is_one_sentence(tmp_path: Path) -> None:
+    result = run_process("db", "status", env={"RECON_DATABASE_URL": "not a url"})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "RECON_DATABASE_URL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.postgres
+def test_backup_of_postgresql_with_pg_dump(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    pg_owner_url: str,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("RECON_DATABASE_URL", pg_owner_url)
+    assert run(capsys, "db", "upgrade")[0] == 0
+    target = tmp_path / "pg.dump"
+    code, _out, err = run(capsys, "db", "backup", "--out", str(target))
+    assert code == 0, err
+    assert target.read_bytes().startswith(b"PGDMP")  # pg_dump's custom format
+
+
+def test_production_doctor_passes_with_every_secret_in_vault(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    vault_server: RunningServer,
+    sandbox_vault: VaultState,
+) -> None:
+    credentials = sandbox_vault.add_approle()
+    run(capsys, "db", "upgrade")
+    run(capsys, "tenant", "add", "acme", "--name", "Acme", "--set", "stripe.enabled=true")
+    monkeypatch.setenv("RECON_ENV", "production")
+    monkeypatch.setenv("RECON_VAULT_ADDR", vault_server.url)
+    monkeypatch.setenv("RECON_VAULT_ROLE_ID", credentials.role_id)
+    monkeypatch.setenv("RECON_VAULT_SECRET_ID", credentials.secret_id)
+    sandbox_vault.put_secret(
+        "recon/global", {"ui_cookie_secret": "c" * 32, "audit_export_signing_key": "k" * 32}
+    )
+    sandbox_vault.put_secret(
+        "recon/tenants/acme", {"whmcs_api_identifier": "ident-1", "whmcs_api_secret": "s" * 20}
+    )
+    code, out, err = run(capsys, "doctor")
+    assert code != 0
+    assert "stripe_secret_key of tenant 'acme'" in err
+    sandbox_vault.put_secret(
+        "recon/tenants/acme",
+        {
+            "whmcs_api_identifier": "ident-1",
+            "whmcs_api_secret": "s" * 20,
+            "stripe_secret_key": "x" * 24,
+        },
+    )
+    code, out, err = run(capsys, "doctor")
+    assert code == 0, err
+    assert "all checks passed" in out
+    assert "s" * 20 not in out + err
+
+
+def test_demo_runs_on_embedded_defaults_and_again(tmp_path: Path) -> None:
+    env = {"RECON_DATA_DIR": str(tmp_path / "var")}
+    first = run_process("demo", "--no-ui", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "all checks passed" in first.stdout
+    assert (tmp_path / "var" / "demo" / "recon.db").exists()
+    second = run_process("demo", "--no-ui", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "database at head" in second.stdout
+    verify = run_process(
+        "audit", "verify",
+        env={**env, "RECON_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'demo' / 'recon.db'}"},
+    )  # fmt: skip
+    assert verify.returncode == 0 and "demo: 2 entries verified" in verify.stdout
