@@ -243,3 +243,22 @@ def test_demo_runs_on_embedded_defaults_and_again(tmp_path: Path) -> None:
         env={**env, "RECON_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'demo' / 'recon.db'}"},
     )  # fmt: skip
     assert verify.returncode == 0 and "demo: 2 entries verified" in verify.stdout
+
+
+@pytest.mark.postgres
+def test_upgrade_of_postgresql_without_pg_dump_needs_no_backup_flag(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    pg_owner_url: str,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("RECON_DATABASE_URL", pg_owner_url)
+    assert run(capsys, "db", "upgrade", "0001")[0] == 0
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pg_dump on it
+    code, _, err = run(capsys, "db", "upgrade")
+    assert code != 0
+    assert "pg_dump is not installed" in err and "--no-backup" in err
+    assert run(capsys, "db", "status")[0] != 0  # nothing was migrated without the backup
+    code, _, err = run(capsys, "db", "upgrade", "--no-backup")
+    assert code == 0, err
+    assert run(capsys, "db", "status")[0] == 0
