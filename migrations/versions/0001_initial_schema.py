@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 10:10:04
+Create Date: 2026-11-30 10:21:25
 """
 
 from collections.abc import Sequence
@@ -197,28 +197,24 @@ def upgrade() -> None:
     with op.batch_alter_table('provider_quotas', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_provider_quotas_tenant_id'), ['tenant_id'], unique=False)
 
-    op.create_table('raw_payloads',
+    op.create_table('raw_fetches',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('provider', sa.String(length=32), nullable=False),
     sa.Column('account_ref', sa.String(length=255), nullable=False),
-    sa.Column('endpoint', sa.String(length=200), nullable=False),
-    sa.Column('request_key', sa.String(length=500), nullable=False),
-    sa.Column('window_from', sa.Date(), nullable=True),
-    sa.Column('window_to', sa.Date(), nullable=True),
-    sa.Column('page', sa.Integer(), nullable=False),
-    sa.Column('status_code', sa.Integer(), nullable=False),
-    sa.Column('content_sha256', sa.String(length=64), nullable=False),
-    sa.Column('body', sa.LargeBinary(), nullable=False),
+    sa.Column('dataset', sa.String(length=64), nullable=False),
+    sa.Column('window_from', sa.Date(), nullable=False),
+    sa.Column('window_to', sa.Date(), nullable=False),
     sa.Column('run_id', sa.String(length=36), nullable=True),
-    sa.Column('fetched_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('pages', sa.Integer(), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_raw_payloads_tenant_id_tenants'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_payloads')),
-    sa.UniqueConstraint('tenant_id', 'provider', 'request_key', 'content_sha256', name=op.f('uq_raw_payloads_tenant_id_provider_request_key_content_sha256'))
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_raw_fetches_tenant_id_tenants'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_fetches'))
     )
-    with op.batch_alter_table('raw_payloads', schema=None) as batch_op:
-        batch_op.create_index('ix_raw_payloads_lookup', ['tenant_id', 'provider', 'account_ref', 'endpoint'], unique=False)
-        batch_op.create_index(batch_op.f('ix_raw_payloads_tenant_id'), ['tenant_id'], unique=False)
+    with op.batch_alter_table('raw_fetches', schema=None) as batch_op:
+        batch_op.create_index('ix_raw_fetches_replay', ['tenant_id', 'provider', 'account_ref', 'dataset', 'window_from', 'window_to'], unique=False)
+        batch_op.create_index(batch_op.f('ix_raw_fetches_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('recorded_payments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -351,6 +347,48 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_exception_comments_exception_id'), ['exception_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_exception_comments_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('raw_payloads',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('fetch_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('page', sa.Integer(), nullable=False),
+    sa.Column('provider', sa.String(length=32), nullable=False),
+    sa.Column('account_ref', sa.String(length=255), nullable=False),
+    sa.Column('endpoint', sa.String(length=200), nullable=False),
+    sa.Column('request_key', sa.String(length=1000), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=False),
+    sa.Column('content_sha256', sa.String(length=64), nullable=False),
+    sa.Column('body', sa.LargeBinary(), nullable=False),
+    sa.Column('fetched_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['fetch_id'], ['raw_fetches.id'], name=op.f('fk_raw_payloads_fetch_id_raw_fetches')),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_raw_payloads_tenant_id_tenants'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_payloads')),
+    sa.UniqueConstraint('tenant_id', 'fetch_id', 'page', name=op.f('uq_raw_payloads_tenant_id_fetch_id_page'))
+    )
+    with op.batch_alter_table('raw_payloads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_raw_payloads_fetch_id'), ['fetch_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_raw_payloads_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('validation_results',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('run_id', sa.String(length=36), nullable=False),
+    sa.Column('dataset', sa.String(length=64), nullable=False),
+    sa.Column('suite', sa.String(length=100), nullable=False),
+    sa.Column('success', sa.Boolean(), nullable=False),
+    sa.Column('rows_evaluated', sa.BigInteger(), nullable=False),
+    sa.Column('rows_failed', sa.BigInteger(), nullable=False),
+    sa.Column('held', sa.Boolean(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_validation_results_run_id_runs')),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_validation_results_tenant_id_tenants'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_validation_results'))
+    )
+    with op.batch_alter_table('validation_results', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_validation_results_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_validation_results_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('quarantined_rows',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.String(length=36), nullable=True),
@@ -403,34 +441,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_transactions_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('ix_transactions_window', ['tenant_id', 'booked_on'], unique=False)
 
-    op.create_table('validation_results',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('run_id', sa.String(length=36), nullable=False),
-    sa.Column('dataset', sa.String(length=64), nullable=False),
-    sa.Column('suite', sa.String(length=100), nullable=False),
-    sa.Column('success', sa.Boolean(), nullable=False),
-    sa.Column('rows_evaluated', sa.BigInteger(), nullable=False),
-    sa.Column('rows_failed', sa.BigInteger(), nullable=False),
-    sa.Column('held', sa.Boolean(), nullable=False),
-    sa.Column('result', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_validation_results_run_id_runs')),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_validation_results_tenant_id_tenants'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_validation_results'))
-    )
-    with op.batch_alter_table('validation_results', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_validation_results_run_id'), ['run_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_validation_results_tenant_id'), ['tenant_id'], unique=False)
-
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('validation_results', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_validation_results_tenant_id'))
-        batch_op.drop_index(batch_op.f('ix_validation_results_run_id'))
-
-    op.drop_table('validation_results')
     with op.batch_alter_table('transactions', schema=None) as batch_op:
         batch_op.drop_index('ix_transactions_window')
         batch_op.drop_index(batch_op.f('ix_transactions_tenant_id'))
@@ -440,6 +453,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_quarantined_rows_tenant_id'))
 
     op.drop_table('quarantined_rows')
+    with op.batch_alter_table('validation_results', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_validation_results_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_validation_results_run_id'))
+
+    op.drop_table('validation_results')
+    with op.batch_alter_table('raw_payloads', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_raw_payloads_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_raw_payloads_fetch_id'))
+
+    op.drop_table('raw_payloads')
     with op.batch_alter_table('exception_comments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_exception_comments_tenant_id'))
         batch_op.drop_index(batch_op.f('ix_exception_comments_exception_id'))
@@ -470,11 +493,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_recorded_payments_tenant_id'))
 
     op.drop_table('recorded_payments')
-    with op.batch_alter_table('raw_payloads', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_raw_payloads_tenant_id'))
-        batch_op.drop_index('ix_raw_payloads_lookup')
+    with op.batch_alter_table('raw_fetches', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_raw_fetches_tenant_id'))
+        batch_op.drop_index('ix_raw_fetches_replay')
 
-    op.drop_table('raw_payloads')
+    op.drop_table('raw_fetches')
     with op.batch_alter_table('provider_quotas', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_provider_quotas_tenant_id'))
 

@@ -33,6 +33,7 @@ TENANT_TABLES = (
     "payouts",
     "provider_quotas",
     "quarantined_rows",
+    "raw_fetches",
     "raw_payloads",
     "recorded_payments",
     "runs",

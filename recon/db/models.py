@@ -61,27 +61,53 @@ class SourceAccount(TenantScoped, Timestamps, Base):
     status: Mapped[str] = mapped_column(String(32), default="active")
 
 
-class RawPayload(TenantScoped, Base):
-    """One provider response page, stored verbatim before it is parsed."""
+class RawFetch(TenantScoped, Base):
+    """One fetch of a dataset of one account for a window; complete once its last page landed.
 
-    __tablename__ = "raw_payloads"
+    A re-run of a window replays the pages of the newest complete fetch that covers it.
+    """
+
+    __tablename__ = "raw_fetches"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "provider", "request_key", "content_sha256"),
-        Index("ix_raw_payloads_lookup", "tenant_id", "provider", "account_ref", "endpoint"),
+        Index(
+            "ix_raw_fetches_replay",
+            "tenant_id",
+            "provider",
+            "account_ref",
+            "dataset",
+            "window_from",
+            "window_to",
+        ),
     )
 
     id: Mapped[IntPK]
     provider: Mapped[str] = mapped_column(SourceName)
     account_ref: Mapped[str] = mapped_column(ExternalId)
+    dataset: Mapped[str] = mapped_column(String(64))
+    window_from: Mapped[dt.date] = mapped_column(Date)
+    window_to: Mapped[dt.date] = mapped_column(Date)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None]
+
+
+class RawPayload(TenantScoped, Base):
+    """One provider response page, stored verbatim (with its hash) before it is parsed."""
+
+    __tablename__ = "raw_payloads"
+    __table_args__ = (UniqueConstraint("tenant_id", "fetch_id", "page"),)
+
+    id: Mapped[IntPK]
+    fetch_id: Mapped[int] = mapped_column(ForeignKey("raw_fetches.id"), index=True)
+    page: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(SourceName)
+    account_ref: Mapped[str] = mapped_column(ExternalId)
     endpoint: Mapped[str] = mapped_column(String(200))
-    request_key: Mapped[str] = mapped_column(String(500))
-    window_from: Mapped[dt.date | None] = mapped_column(Date)
-    window_to: Mapped[dt.date | None] = mapped_column(Date)
-    page: Mapped[int] = mapped_column(Integer, default=0)
+    request_key: Mapped[str] = mapped_column(String(1000))
     status_code: Mapped[int] = mapped_column(Integer)
     content_sha256: Mapped[str] = mapped_column(Sha256Hex)
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    run_id: Mapped[str | None] = mapped_column(String(36))
     fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

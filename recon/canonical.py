@@ -1,0 +1,118 @@
+"""The canonical frames every connector normalises into and every load writes from.
+
+Money is int64 minor units next to an ISO 4217 `currency`; dates are `datetime.date` objects;
+ids are strings. One `Dataset` names a frame's columns, which of them form the natural key the
+load upserts on, and the table it lands in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from recon.db import models
+from recon.db.base import Base
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A canonical frame: its columns, natural key and target table."""
+
+    name: str
+    model: type[Base]
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    money: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    def empty(self) -> pd.DataFrame:
+        """A frame with this dataset's columns and no rows."""
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in self.columns})
+
+
+TRANSACTIONS = Dataset(
+    name="transactions",
+    model=models.Transaction,
+    columns=(
+        "source",
+        "account_ref",
+        "source_id",
+        "kind",
+        "status",
+        "booked_on",
+        "value_on",
+        "amount_minor",
+        "fee_minor",
+        "currency",
+        "counterparty",
+        "reference",
+        "payout_id",
+    ),
+    key=("source", "account_ref", "source_id"),
+    money=("amount_minor", "fee_minor"),
+    dates=("booked_on", "value_on"),
+    optional=("value_on", "counterparty", "reference", "payout_id"),
+)
+
+INVOICES = Dataset(
+    name="invoices",
+    model=models.Invoice,
+    columns=(
+        "invoice_id",
+        "invoice_num",
+        "client_id",
+        "client_name",
+        "company_name",
+        "issued_on",
+        "due_on",
+        "total_minor",
+        "balance_minor",
+        "currency",
+        "status",
+    ),
+    key=("invoice_id",),
+    money=("total_minor", "balance_minor"),
+    dates=("issued_on", "due_on"),
+    optional=("invoice_num", "client_name", "company_name", "due_on"),
+)
+
+RECORDED = Dataset(
+    name="recorded",
+    model=models.RecordedPayment,
+    columns=(
+        "whmcs_txn_id",
+        "invoice_id",
+        "recorded_on",
+        "amount_minor",
+        "fees_minor",
+        "currency",
+        "gateway",
+        "transid",
+    ),
+    key=("whmcs_txn_id",),
+    money=("amount_minor", "fees_minor"),
+    dates=("recorded_on",),
+    optional=("invoice_id", "gateway", "transid"),
+)
+
+PAYOUTS = Dataset(
+    name="payouts",
+    model=models.Payout,
+    columns=("source", "payout_id", "arrival_on", "amount_minor", "currency", "status"),
+    key=("source", "payout_id"),
+    money=("amount_minor",),
+    dates=("arrival_on",),
+)
+
+PAYOUT_LINES = Dataset(
+    name="payout_lines",
+    model=models.PayoutLine,
+    columns=("source", "payout_id", "transaction_id"),
+    key=("source", "payout_id", "transaction_id"),
+)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d for d in (TRANSACTIONS, INVOICES, RECORDED, PAYOUTS, PAYOUT_LINES)
+}

@@ -1,0 +1,174 @@
+"""Land raw first: every provider response page is stored verbatim, with its hash, before it
+is parsed; a re-run replays the stored pages instead of calling the provider again.
+
+Each page is committed in its own transaction as it arrives, so a crash mid-fetch keeps what was
+fetched. A fetch only counts for replay once its last page landed (`completed_at`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+
+from recon.db.base import utcnow
+from recon.db.models import RawFetch, RawPayload
+from recon.db.tenancy import tenant_session
+
+
+@dataclass(frozen=True)
+class Page:
+    """One response page as the provider sent it."""
+
+    endpoint: str
+    request_key: str
+    status: int
+    body: bytes
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the body."""
+        return hashlib.sha256(self.body).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A landed page and the id of its row, for lineage from loaded rows back to the raw."""
+
+    raw_payload_id: int
+    page: Page
+
+
+@dataclass(frozen=True)
+class FetchScope:
+    """What a fetch covers: one dataset of one account of one provider over a window."""
+
+    provider: str
+    account_ref: str
+    dataset: str
+    window_from: dt.date
+    window_to: dt.date
+
+
+class PageLander:
+    """Stores pages of one fetch as they arrive; `finish` marks the fetch complete."""
+
+    def __init__(self, engine: Engine, tenant_id: str, scope: FetchScope, run_id: str | None):
+        self._engine = engine
+        self._tenant = tenant_id
+        self._scope = scope
+        self.stored: list[StoredPage] = []
+        with tenant_session(engine, tenant_id) as session:
+            fetch = RawFetch(
+                tenant_id=tenant_id,
+                provider=scope.provider,
+                account_ref=scope.account_ref,
+                dataset=scope.dataset,
+                window_from=scope.window_from,
+                window_to=scope.window_to,
+                run_id=run_id,
+            )
+            session.add(fetch)
+            session.flush()
+            self.fetch_id = fetch.id
+
+    def __call__(self, page: Page) -> None:
+        """Store one page in its own committed transaction."""
+        with tenant_session(self._engine, self._tenant) as session:
+            row = RawPayload(
+                tenant_id=self._tenant,
+                fetch_id=self.fetch_id,
+                page=len(self.stored),
+                provider=self._scope.provider,
+                account_ref=self._scope.account_ref,
+                endpoint=page.endpoint,
+                request_key=page.request_key,
+                status_code=page.status,
+                content_sha256=page.sha256,
+                body=page.body,
+            )
+            session.add(row)
+            session.flush()
+            self.stored.append(StoredPage(row.id, page))
+
+    def finish(self) -> list[StoredPage]:
+        """Mark the fetch complete (it may now be replayed) and return its pages."""
+        with tenant_session(self._engine, self._tenant) as session:
+            fetch = session.get(RawFetch, self.fetch_id)
+            if fetch is None:  # pragma: no cover - the row was written in __init__
+                raise RuntimeError(f"raw fetch {self.fetch_id} vanished")
+            fetch.pages = len(self.stored)
+            fetch.completed_at = utcnow()
+        return list(self.stored)
+
+
+def find_replay(engine: Engine, tenant_id: str, scope: FetchScope) -> int | None:
+    """The newest complete fetch of the same dataset and account whose window covers `scope`."""
+    with tenant_session(engine, tenant_id) as session:
+        return session.scalar(
+            select(RawFetch.id)
+            .where(
+                RawFetch.provider == scope.provider,
+                RawFetch.account_ref == scope.account_ref,
+                RawFetch.dataset == scope.dataset,
+                RawFetch.window_from <= scope.window_from,
+                RawFetch.window_to >= scope.window_to,
+                RawFetch.completed_at.is_not(None),
+            )
+            .order_by(RawFetch.completed_at.desc(), RawFetch.id.desc())
+            .limit(1)
+        )
+
+
+def stored_pages(engine: Engine, tenant_id: str, fetch_id: int) -> list[StoredPage]:
+    """The pages of a fetch, in the order they were fetched."""
+    with tenant_session(engine, tenant_id) as session:
+        rows = session.scalars(
+            select(RawPayload).where(RawPayload.fetch_id == fetch_id).order_by(RawPayload.page)
+        ).all()
+        return [
+            StoredPage(r.id, Page(r.endpoint, r.request_key, r.status_code, bytes(r.body)))
+            for r in rows
+        ]
+
+
+Fetch = Callable[[Callable[[Page], None]], None]
+"""A connector call that hands every page it receives to the callback, in order."""
+
+
+@dataclass(frozen=True)
+class LandedPages:
+    """The pages a window's parse reads, and whether they came from the provider or the store."""
+
+    fetch_id: int
+    pages: list[StoredPage]
+    replayed: bool
+
+
+def land_or_replay(
+    engine: Engine,
+    tenant_id: str,
+    scope: FetchScope,
+    fetch: Fetch,
+    *,
+    refetch: bool = False,
+    run_id: str | None = None,
+) -> LandedPages:
+    """Replay the stored pages that cover `scope`, or fetch (landing every page) if there are
+    none or `refetch` is asked for. A fetch that fails leaves an incomplete fetch that is never
+    replayed; the next run fetches again."""
+    if not refetch:
+        replay = find_replay(engine, tenant_id, scope)
+        if replay is not None:
+            return LandedPages(replay, stored_pages(engine, tenant_id, replay), replayed=True)
+    lander = PageLander(engine, tenant_id, scope, run_id)
+    fetch(lander)
+    return LandedPages(lander.fetch_id, lander.finish(), replayed=False)
+
+
+def page_bodies(pages: Iterable[StoredPage]) -> list[bytes]:
+    """Just the bodies, for parsers that need nothing else."""
+    return [stored.page.body for stored in pages]
