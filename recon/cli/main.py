@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from recon.cli import audit, db, doctor, tenant
+from recon.cli import audit, db, doctor, tenant, webhooks
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
 from recon.errors import ConfigError, ReconError
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(audit.app, name="audit")
+app.add_typer(webhooks.app, name="webhooks")
 
 log = logging.getLogger("recon.cli")
 

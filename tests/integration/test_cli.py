@@ -262,3 +262,11 @@ def test_upgrade_of_postgresql_without_pg_dump_needs_no_backup_flag(
     code, _, err = run(capsys, "db", "upgrade", "--no-backup")
     assert code == 0, err
     assert run(capsys, "db", "status")[0] == 0
+
+
+def test_webhook_receiver_refuses_to_start_without_a_prefect_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    code, _, err = run(capsys, "webhooks", "serve")
+    assert code != 0 and "PREFECT_API_URL" in err

@@ -1,0 +1,52 @@
+"""`recon webhooks serve`: the receiver that turns signed provider events into Prefect events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from recon.cli.context import console, runtime
+from recon.errors import ConfigError
+
+app = typer.Typer(help="Provider webhooks (Stripe, GoCardless).", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8088,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+) -> None:
+    """Serve POST /webhooks/stripe/{tenant} and /webhooks/gocardless/{tenant}."""
+    from recon.webhooks.app import ReceiverConfig, build_receiver
+    from recon.webhooks.prefect_events import emit_reconcile_request
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise ConfigError(
+            "PREFECT_API_URL is not set: the receiver hands events to the Prefect server that "
+            "runs the event-triggered deployment, so point it there"
+        )
+    rt = runtime()
+    if rt.settings.is_production and ssl_certfile is None and host not in {"127.0.0.1", "::1"}:
+        raise ConfigError(
+            "in production the receiver serves TLS itself (--ssl-certfile/--ssl-keyfile) or "
+            "listens on loopback behind a TLS proxy"
+        )
+    config = ReceiverConfig(rt.checked_engine(), rt.secrets, emit_reconcile_request)
+    console.print(f"webhook receiver on {'https' if ssl_certfile else 'http'}://{host}:{port}")
+    uvicorn.run(
+        build_receiver(config),
+        host=host,
+        port=port,
+        log_config=None,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )

@@ -1,0 +1,1 @@
+"""The webhook receiver: signed provider events in, deduplicated, out as Prefect events."""
