@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.sandbox.vault import VaultState
 from connectors.sandbox.vault import routes as vault_routes
+from connectors.sandbox.whmcs import WhmcsState
+from connectors.sandbox.whmcs import routes as whmcs_routes
 
 
 @dataclass(frozen=True)
@@ -25,14 +27,19 @@ class RouteGroup:
     routes: Sequence[BaseRoute]
 
 
-def build_app(*, vault: VaultState | None = None) -> Starlette:
-    """The sandbox app: today Vault (`/v1/sys`, `/v1/auth`, `/v1/<kv mount>/data`).
+def build_app(*, vault: VaultState | None = None, whmcs: WhmcsState | None = None) -> Starlette:
+    """The sandbox app: Vault (`/v1/sys`, `/v1/auth`, `/v1/<kv mount>/data`) and, when given
+    its state, WHMCS (`/includes/api.php`).
 
     The states are reachable as `app.state.<provider>` (e.g. `app.state.vault`).
     """
     vault = vault if vault is not None else VaultState()
-    app = compose([RouteGroup("vault", vault_routes(vault))])
+    groups = [RouteGroup("vault", vault_routes(vault))]
+    if whmcs is not None:
+        groups.append(RouteGroup("whmcs", whmcs_routes(whmcs)))
+    app = compose(groups)
     app.state.vault = vault
+    app.state.whmcs = whmcs
     return app
 
 
