@@ -93,7 +93,9 @@ def _python_value(value: Any) -> Any:
     """A plain Python value for the database: numpy scalars unwrapped, NaN/NaT as None."""
     if isinstance(value, pd.Timestamp):
         return value.date()
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         return value.item()  # numpy scalar -> int/str

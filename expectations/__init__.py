@@ -1,0 +1,1 @@
+"""Great Expectations suites, declared in code, one per dataset; `json/` holds what they produce."""

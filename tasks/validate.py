@@ -1,0 +1,308 @@
+"""Validate a normalised batch with its Great Expectations suite before it loads.
+
+Rows that break an expectation move to quarantine, each listing the names of the expectations it
+broke; the rest load. When the share of bad rows passes the threshold the batch is held back
+whole: nothing of it loads and the run fails with the reason. Results are kept per run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import numbers
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import great_expectations as gx
+import pandas as pd
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from sqlalchemy.orm import Session
+
+from expectations.suites import SUITES, build_suite
+from recon.db.models import ValidationResult
+from recon.errors import ReconError
+from tasks.load import Batch, Reject
+
+log = logging.getLogger("recon.validate")
+
+ROW = "_row"
+DEFAULT_HOLD_THRESHOLD = 0.05
+DEFAULT_GRACE_DAYS = 3
+DEFAULT_MAX_ABS_AMOUNT_MINOR = 10**10  # 100 million in a two-decimal currency
+
+SUITE_FOR: dict[tuple[str, str], str] = {
+    ("gocardless", "transactions"): "bank_transactions",
+    ("bank", "transactions"): "bank_transactions",
+    ("gocardless_payments", "transactions"): "gocardless_payments",
+    ("stripe", "transactions"): "stripe_transactions",
+    ("stripe", "payouts"): "payouts",
+    ("gocardless_payments", "payouts"): "payouts",
+    ("whmcs", "invoices"): "whmcs_invoices",
+    ("whmcs", "recorded"): "whmcs_transactions",
+}
+
+
+class BatchHeldError(ReconError):
+    """Too many rows of a batch failed validation; none of it was loaded."""
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    """The tenant's thresholds for validation."""
+
+    hold_threshold: float = DEFAULT_HOLD_THRESHOLD
+    grace_days: int = DEFAULT_GRACE_DAYS
+    max_abs_amount_minor: int = DEFAULT_MAX_ABS_AMOUNT_MINOR
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's verdict on a batch."""
+
+    name: str
+    expectation: str
+    success: bool
+    failed_rows: frozenset[int]
+    error: str | None = None
+
+
+@dataclass
+class ValidationOutcome:
+    """The verdict on one batch, and the batch as it should load (good rows, more rejects)."""
+
+    suite: str
+    batch: Batch
+    rows_evaluated: int
+    rows_failed: int
+    held: bool
+    expectations: list[ExpectationOutcome] = field(default_factory=list)
+
+    @property
+    def bad_share(self) -> float:
+        """Rows quarantined (by parsing or by validation) over all raw records of the batch."""
+        total = len(self.batch.rows) + len(self.batch.rejects)
+        return len(self.batch.rejects) / total if total else 0.0
+
+    @property
+    def success(self) -> bool:
+        """True when no row broke an expectation."""
+        return self.rows_failed == 0
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary for the `validation_results` table."""
+        return {
+            "suite": self.suite,
+            "rows_evaluated": self.rows_evaluated,
+            "rows_failed": self.rows_failed,
+            "held": self.held,
+            "expectations": [
+                {
+                    "name": e.name,
+                    "type": e.expectation,
+                    "success": e.success,
+                    "failed_rows": len(e.failed_rows),
+                    **({"error": e.error} if e.error else {}),
+                }
+                for e in self.expectations
+            ],
+        }
+
+
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+def _gx_context() -> Any:
+    """One ephemeral GX context per process, with every suite registered."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            source = context.data_sources.add_pandas("recon")
+            asset = source.add_dataframe_asset("batch")
+            definition = asset.add_batch_definition_whole_dataframe("whole")
+            for name in SUITES:
+                suite = context.suites.add_or_update(build_suite(name))
+                context.validation_definitions.add(
+                    gx.ValidationDefinition(data=definition, suite=suite, name=name)
+                )
+            _context = context
+        return _context
+
+
+def _frame_for(suite: str, rows: pd.DataFrame) -> pd.DataFrame:
+    frame = rows.reset_index(drop=True).copy()
+    frame[ROW] = range(len(frame))
+    if suite == "stripe_transactions":
+        amount = pd.to_numeric(frame["amount_minor"], errors="coerce").astype("Int64")
+        fee = pd.to_numeric(frame["fee_minor"], errors="coerce").astype("Int64")
+        frame["amount_minus_fee"] = amount - fee
+        if "net_minor" not in frame:
+            frame["net_minor"] = pd.NA
+    return frame
+
+
+def run_suite(
+    suite: str, rows: pd.DataFrame, parameters: dict[str, Any]
+) -> list[ExpectationOutcome]:
+    """Validate `rows` against `suite`; which rows broke which expectation."""
+    if rows.empty:
+        return []
+    frame = _frame_for(suite, rows)
+    definition = _gx_context().validation_definitions.get(suite)
+    result = definition.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
+    )
+    outcomes = []
+    for item in result.results:
+        config = item.expectation_config
+        meta = (config.meta or {}) if config is not None else {}
+        name = str(meta.get("name") or (config.type if config else "unknown"))
+        error = None
+        info = item.exception_info or {}
+        if info.get("raised_exception"):
+            error = str(info.get("exception_message") or "the expectation raised an error")
+        failed = frozenset(
+            int(entry[ROW])
+            for entry in (item.result or {}).get("unexpected_index_list") or []
+            if isinstance(entry, dict) and ROW in entry
+        )
+        outcomes.append(
+            ExpectationOutcome(
+                name=name,
+                expectation=config.type if config else "unknown",
+                success=bool(item.success),
+                failed_rows=failed,
+                error=error,
+            )
+        )
+    return outcomes
+
+
+def _integer_money(batch: Batch, rows: pd.DataFrame) -> pd.DataFrame:
+    """Money columns as nullable integers: pandas turns ints with a missing value into floats,
+    which is exact below 2**53; anything with a fraction is a bug upstream, not data."""
+    rows = rows.copy()
+    for column in batch.dataset.money:
+        if column in rows and pd.api.types.is_float_dtype(rows[column]):
+            values = rows[column].dropna()
+            if not (values == values.round()).all():
+                raise ReconError(f"{batch.dataset.name}.{column} holds fractions of a minor unit")
+            rows[column] = rows[column].astype("Int64")
+    return rows
+
+
+def _row_key(batch: Batch, record: dict[str, Any], seen: dict[str, int]) -> str:
+    key = "|".join(str(record.get(column)) for column in batch.dataset.key)
+    seen[key] += 1
+    return key if seen[key] == 1 else f"{key}#{seen[key]}"
+
+
+def _reject(batch: Batch, record: dict[str, Any], key: str, reasons: list[str]) -> Reject:
+    day_column = batch.dataset.dates[0] if batch.dataset.dates else None
+    amount_column = batch.dataset.money[0] if batch.dataset.money else None
+    day = record.get(day_column) if day_column else None
+    amount = record.get(amount_column) if amount_column else None
+    currency = record.get("currency")
+    return Reject(
+        row_key=key,
+        reasons=tuple(reasons),
+        record={k: v for k, v in record.items() if k != ROW},
+        account_ref=str(record["account_ref"]) if record.get("account_ref") else None,
+        booked_on=day if isinstance(day, dt.date) else None,
+        amount_minor=int(amount) if isinstance(amount, numbers.Integral) else None,
+        currency=str(currency)[:8] if isinstance(currency, str) else None,
+        raw_payload_id=record.get("raw_payload_id")
+        if pd.notna(record.get("raw_payload_id"))
+        else None,
+    )
+
+
+def validate_batch(
+    batch: Batch,
+    *,
+    window_from: dt.date,
+    window_to: dt.date,
+    policy: ValidationPolicy | None = None,
+) -> ValidationOutcome:
+    """Split `batch` into rows that load and rows that go to quarantine; decide whether to hold."""
+    policy = policy or ValidationPolicy()
+    suite = SUITE_FOR.get((batch.provider, batch.dataset.name))
+    if suite is None:
+        return ValidationOutcome("none", batch, len(batch.rows), 0, held=False)
+    grace = dt.timedelta(days=policy.grace_days)
+    parameters = {
+        "window_from": window_from - grace,
+        "window_to": window_to + grace,
+        "max_abs_amount_minor": policy.max_abs_amount_minor,
+        "min_amount_minor": -policy.max_abs_amount_minor,
+    }
+    rows = _integer_money(batch, batch.rows.reset_index(drop=True))
+    outcomes = run_suite(suite, rows, parameters)
+    broken = [o for o in outcomes if o.error]
+    if broken:
+        raise ReconError(
+            f"validation suite {suite} could not run expectation {broken[0].name}: "
+            f"{broken[0].error}"
+        )
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for outcome in outcomes:
+        for row in outcome.failed_rows:
+            reasons[row].append(outcome.name)
+    failed = sorted(reasons)
+    seen: dict[str, int] = defaultdict(int)
+    records: list[dict[str, Any]] = [
+        {str(k): v for k, v in r.items()} for r in rows.to_dict("records")
+    ]
+    new_rejects = [
+        _reject(batch, records[i], _row_key(batch, records[i], seen), sorted(set(reasons[i])))
+        for i in failed
+    ]
+    kept = rows.drop(index=failed).reset_index(drop=True)
+    checked = Batch(batch.provider, batch.dataset, kept, [*batch.rejects, *new_rejects])
+    verdict = ValidationOutcome(suite, checked, len(rows), len(failed), False, outcomes)
+    verdict.held = verdict.bad_share > policy.hold_threshold
+    if failed:
+        log.warning(
+            "%s: %d of %d rows broke expectations (%s)",
+            suite,
+            len(failed),
+            len(rows),
+            ", ".join(sorted({n for r in reasons.values() for n in r})),
+        )
+    return verdict
+
+
+def store_outcome(session: Session, run_id: str, outcome: ValidationOutcome) -> ValidationResult:
+    """Keep the verdict of one batch with its run."""
+    row = ValidationResult(
+        run_id=run_id,
+        dataset=outcome.batch.dataset.name,
+        suite=outcome.suite,
+        success=outcome.success,
+        rows_evaluated=outcome.rows_evaluated,
+        rows_failed=outcome.rows_failed,
+        held=outcome.held,
+        result=outcome.summary(),
+    )
+    session.add(row)
+    return row
+
+
+def raise_if_held(outcome: ValidationOutcome, policy: ValidationPolicy | None = None) -> None:
+    """Fail with a clear reason when the batch was held back."""
+    if not outcome.held:
+        return
+    threshold = (policy or ValidationPolicy()).hold_threshold
+    bad = len(outcome.batch.rejects)
+    total = len(outcome.batch.rows) + bad
+    raise BatchHeldError(
+        f"the {outcome.batch.provider} {outcome.batch.dataset.name} batch was held back: "
+        f"{bad} of {total} records could not be loaded, more than the {threshold:.0%} "
+        "threshold; nothing of it was loaded, see the validation results of this run"
+    )
