@@ -116,3 +116,14 @@ PAYOUT_LINES = Dataset(
 DATASETS: dict[str, Dataset] = {
     d.name: d for d in (TRANSACTIONS, INVOICES, RECORDED, PAYOUTS, PAYOUT_LINES)
 }
+
+
+def transaction_ref(source: str, account_ref: str, source_id: str) -> str:
+    """The one string that names a transaction across runs: `source:account:source_id`."""
+    return f"{source}:{account_ref}:{source_id}"
+
+
+def split_transaction_ref(ref: str) -> tuple[str, str, str]:
+    """The (source, account_ref, source_id) of a `transaction_ref`; ids may contain colons."""
+    source, account_ref, source_id = ref.split(":", 2)
+    return source, account_ref, source_id

@@ -18,6 +18,9 @@ from recon.redaction import forget_all_secrets
 from recon.settings import get_settings
 from tests.services import POSTGRES_START, require_service
 
+# Sandbox fixtures shared by several integration modules (whmcs_state, whmcs_client, ...).
+pytest_plugins = ["tests.integration.whmcs_fixtures"]
+
 PG_HOST = os.environ.get("RECON_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("RECON_TEST_PG_PORT", "5432"))
 PG_SUPERUSER = os.environ.get("RECON_TEST_PG_USER", "postgres")

@@ -1,0 +1,136 @@
+"""WHMCS write-back against the sandbox: applied once, never twice, even across a crash."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from connectors.sandbox.whmcs import WhmcsState
+from connectors.whmcs import RecordedPayment, WhmcsClient
+from recon.audit import verify_chain
+from recon.canonical import transaction_ref
+from recon.db.models import Allocation, AppliedPayment, AuditEntry, ReconException, Transaction
+from recon.db.tenancy import admin_session, tenant_session
+from recon.money import to_minor
+from recon.tenants import TenantSettings, add_tenant
+from tasks.apply import apply_payments
+
+TENANT = "acme"
+
+
+def _open_invoice(state: WhmcsState, currency: str = "EUR") -> tuple[int, int]:
+    """An Unpaid invoice of the seed with its open balance in minor units."""
+    tables = state.tables()
+    clients = {c["id"]: c for c in tables["tblclients"]}
+    currencies = {c["id"]: c["code"] for c in tables["tblcurrencies"]}
+    for invoice in tables["tblinvoices"]:
+        client = clients[invoice["userid"]]
+        if invoice["status"] == "Unpaid" and currencies.get(client["currency"]) == currency:
+            balance = to_minor(state.balance(int(invoice["id"])), currency)
+            if balance > 0:
+                return int(invoice["id"]), balance
+    raise AssertionError("the seed has no open invoice in that currency")
+
+
+@pytest.fixture
+def engine(sqlite_engine: Engine) -> Engine:
+    with admin_session(sqlite_engine) as session:
+        add_tenant(session, TENANT, "Acme", TenantSettings(auto_apply=True), actor="test")
+    return sqlite_engine
+
+
+def _allocate(engine: Engine, invoice_id: int, amount: int, *, source_id: str = "bank-tx-1",
+              decision: str = "auto", currency: str = "EUR") -> None:  # fmt: skip
+    ref = transaction_ref("bank", "acc-1", source_id)
+    with tenant_session(engine, TENANT) as session:
+        session.add(
+            Transaction(
+                tenant_id=TENANT, source="bank", account_ref="acc-1", source_id=source_id,
+                booked_on=dt.date(2025, 3, 20), amount_minor=amount, currency=currency,
+                reference=f"INV {invoice_id}",
+            )
+        )  # fmt: skip
+        session.add(
+            Allocation(
+                tenant_id=TENANT, allocation_key=f"k-{source_id}-{invoice_id}", transaction_ref=ref,
+                invoice_id=str(invoice_id), amount_minor=amount, currency=currency,
+                rule="reference_exact", confidence=99, decision=decision,
+            )
+        )  # fmt: skip
+
+
+def test_dry_run_lists_without_writing(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _allocate(engine, invoice_id, balance)
+    _allocate(engine, invoice_id, 100, source_id="bank-tx-2", decision="review")
+    report = apply_payments(engine, TENANT, whmcs_client, dry_run=True)
+    assert [(p.invoice_id, p.transid, p.amount_minor) for p in report.planned] == [
+        (str(invoice_id), "bank-tx-1", balance)
+    ]
+    assert whmcs_state.payments(invoice_id, "bank-tx-1") == []
+
+
+def test_applied_once_and_never_twice(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _allocate(engine, invoice_id, balance)
+    first = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert (first.applied, first.already_in_whmcs) == (1, 0)
+    assert len(whmcs_state.payments(invoice_id, "bank-tx-1")) == 1
+    assert whmcs_state.status(invoice_id) == "Paid"
+    second = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert second.planned == [] and len(whmcs_state.payments(invoice_id, "bank-tx-1")) == 1
+    with tenant_session(engine, TENANT) as session:
+        applied = session.scalars(select(AppliedPayment)).one()
+        assert applied.state == "applied" and applied.response["created"] is True
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)).all()
+        assert actions == ["tenant.added", "payment.applied"]
+        assert verify_chain(session, TENANT).ok
+
+
+class CrashAfterCall:
+    """Calls WHMCS, then dies before the result is committed (a SIGKILL at the worst moment)."""
+
+    def __init__(self, client: WhmcsClient) -> None:
+        self.client = client
+
+    def add_invoice_payment(self, *args: Any, **kwargs: Any) -> RecordedPayment:
+        self.client.add_invoice_payment(*args, **kwargs)
+        raise SystemExit("killed between the WHMCS call and the commit")
+
+
+def test_a_crash_between_call_and_commit_is_finished_not_repeated(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _allocate(engine, invoice_id, balance)
+    with pytest.raises(SystemExit):
+        apply_payments(engine, TENANT, CrashAfterCall(whmcs_client))
+    with tenant_session(engine, TENANT) as session:
+        assert session.scalars(select(AppliedPayment.state)).all() == ["pending"]
+    report = apply_payments(engine, TENANT, whmcs_client)
+    assert (report.applied, report.already_in_whmcs) == (0, 1)
+    assert len(whmcs_state.payments(invoice_id, "bank-tx-1")) == 1
+    with tenant_session(engine, TENANT) as session:
+        assert session.scalars(select(AppliedPayment.state)).all() == ["applied"]
+
+
+def test_a_refused_payment_becomes_an_exception_for_a_person(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state, currency="USD")
+    _allocate(engine, invoice_id, balance, currency="EUR")  # WHMCS bills it in USD
+    report = apply_payments(engine, TENANT, whmcs_client)
+    assert report.applied == 0 and len(report.failed) == 1
+    assert whmcs_state.payments(invoice_id, "bank-tx-1") == []
+    with tenant_session(engine, TENANT) as session:
+        problem = session.scalars(select(ReconException)).one()
+        assert problem.kind == "apply_failed" and "USD" in problem.detail
+    again = apply_payments(engine, TENANT, whmcs_client)
+    assert again.applied == 0 and again.failed == []  # waits for a person, not retried blindly
