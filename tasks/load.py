@@ -138,7 +138,7 @@ def _insert(session: Session, table: Table) -> Any:
 
 
 def _existing_hashes(
-    session: Session, dataset: Dataset, records: Sequence[dict[str, Any]]
+    session: Session, dataset: Dataset, records: Sequence[dict[str, Any]], tenant_id: str
 ) -> dict[tuple[Any, ...], str | None]:
     table = dataset.model.__table__
     assert isinstance(table, Table)
@@ -152,7 +152,10 @@ def _existing_hashes(
             if len(key_columns) == 1
             else tuple_(*key_columns).in_(chunk)
         )
-        statement = select(*key_columns, table.c.content_sha256).where(condition)
+        # Core statements are not scoped by the ORM guard: name the tenant (RLS does it on PG).
+        statement = select(*key_columns, table.c.content_sha256).where(
+            table.c.tenant_id == tenant_id, condition
+        )
         for row in session.execute(statement):
             found[tuple(row[: len(key_columns)])] = row[-1]
     return found
@@ -164,7 +167,7 @@ def _upsert(session: Session, dataset: Dataset, records: list[dict[str, Any]]) -
         return 0, 0
     table = dataset.model.__table__
     assert isinstance(table, Table)
-    existing = _existing_hashes(session, dataset, records)
+    existing = _existing_hashes(session, dataset, records, records[0]["tenant_id"])
     inserted = sum(1 for r in records if tuple(r[k] for k in dataset.key) not in existing)
     updated = sum(
         1
@@ -264,7 +267,7 @@ def _totals(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def stored_totals(session: Session, batch: Batch) -> pd.DataFrame:
+def stored_totals(session: Session, batch: Batch, tenant_id: str) -> pd.DataFrame:
     """The same totals, read back from the table and the quarantine after the writes."""
     dataset = batch.dataset
     table = dataset.model.__table__
@@ -287,7 +290,8 @@ def stored_totals(session: Session, batch: Batch) -> pd.DataFrame:
             if len(key_columns) == 1
             else tuple_(*key_columns).in_(chunk)
         )
-        rows += [dict(r._mapping) for r in session.execute(select(*columns).where(condition))]
+        statement = select(*columns).where(table.c.tenant_id == tenant_id, condition)
+        rows += [dict(r._mapping) for r in session.execute(statement)]
     row_keys = list({q.row_key for q in batch.rejects})
     for start in range(0, len(row_keys), _KEY_CHUNK):
         statement = select(
@@ -369,7 +373,7 @@ def load_batch_in(
     _quarantine(session, batch, tenant_id, run_id)
     check_conservation(
         expected_totals(batch),
-        stored_totals(session, batch),
+        stored_totals(session, batch, tenant_id),
         f"{batch.provider} {batch.dataset.name}",
     )
     if watermark is not None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
+from connectors.sandbox.stripe import StripeState
+from connectors.sandbox.stripe import routes as stripe_routes
 from connectors.sandbox.vault import VaultState
 from connectors.sandbox.vault import routes as vault_routes
 from connectors.sandbox.whmcs import WhmcsState
@@ -27,9 +29,14 @@ class RouteGroup:
     routes: Sequence[BaseRoute]
 
 
-def build_app(*, vault: VaultState | None = None, whmcs: WhmcsState | None = None) -> Starlette:
+def build_app(
+    *,
+    vault: VaultState | None = None,
+    whmcs: WhmcsState | None = None,
+    stripe: StripeState | None = None,
+) -> Starlette:
     """The sandbox app: Vault (`/v1/sys`, `/v1/auth`, `/v1/<kv mount>/data`) and, when given
-    its state, WHMCS (`/includes/api.php`).
+    their states, WHMCS (`/includes/api.php`) and Stripe (`/v1/charges`, `/v1/payouts`, ...).
 
     The states are reachable as `app.state.<provider>` (e.g. `app.state.vault`).
     """
@@ -37,9 +44,12 @@ def build_app(*, vault: VaultState | None = None, whmcs: WhmcsState | None = Non
     groups = [RouteGroup("vault", vault_routes(vault))]
     if whmcs is not None:
         groups.append(RouteGroup("whmcs", whmcs_routes(whmcs)))
+    if stripe is not None:
+        groups.append(RouteGroup("stripe", stripe_routes(stripe)))
     app = compose(groups)
     app.state.vault = vault
     app.state.whmcs = whmcs
+    app.state.stripe = stripe
     return app
 
 

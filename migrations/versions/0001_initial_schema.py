@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 10:21:25
+Create Date: 2026-11-30 10:40:37
 """
 
 from collections.abc import Sequence
@@ -154,7 +154,10 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=32), nullable=False),
     sa.Column('payout_id', sa.String(length=255), nullable=False),
     sa.Column('transaction_id', sa.String(length=255), nullable=False),
+    sa.Column('content_sha256', sa.String(length=64), nullable=True),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_payout_lines_tenant_id_tenants'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_lines')),
     sa.UniqueConstraint('tenant_id', 'source', 'payout_id', 'transaction_id', name=op.f('uq_payout_lines_tenant_id_source_payout_id_transaction_id'))
@@ -170,6 +173,7 @@ def upgrade() -> None:
     sa.Column('amount_minor', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('content_sha256', sa.String(length=64), nullable=True),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
@@ -226,6 +230,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('gateway', sa.String(length=100), nullable=True),
     sa.Column('transid', sa.String(length=255), nullable=True),
+    sa.Column('content_sha256', sa.String(length=64), nullable=True),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),

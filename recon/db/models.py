@@ -207,6 +207,7 @@ class RecordedPayment(TenantScoped, Timestamps, Base):
     currency: Mapped[str] = mapped_column(Currency)
     gateway: Mapped[str | None] = mapped_column(String(100))
     transid: Mapped[str | None] = mapped_column(ExternalId, index=True)
+    content_sha256: Mapped[str | None] = mapped_column(Sha256Hex)
 
 
 class Payout(TenantScoped, Timestamps, Base):
@@ -222,9 +223,10 @@ class Payout(TenantScoped, Timestamps, Base):
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(Currency)
     status: Mapped[str] = mapped_column(String(32))
+    content_sha256: Mapped[str | None] = mapped_column(Sha256Hex)
 
 
-class PayoutLine(TenantScoped, Base):
+class PayoutLine(TenantScoped, Timestamps, Base):
     """Links a payout to a transaction it settles."""
 
     __tablename__ = "payout_lines"
@@ -234,6 +236,7 @@ class PayoutLine(TenantScoped, Base):
     source: Mapped[str] = mapped_column(SourceName)
     payout_id: Mapped[str] = mapped_column(ExternalId)
     transaction_id: Mapped[str] = mapped_column(ExternalId)
+    content_sha256: Mapped[str | None] = mapped_column(Sha256Hex)
 
 
 class Run(TenantScoped, Base):

@@ -34,6 +34,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         app = request.getfixturevalue("pg_app_engine")
     with admin_session(owner) as session:
         add_tenant(session, TENANT, "Acme", TenantSettings(), actor="test")
+        add_tenant(session, "other", "Other", TenantSettings(), actor="test")
     yield app
 
 
@@ -220,3 +221,12 @@ def test_invoices_load_by_their_whmcs_id(engine: Engine) -> None:
     invoices.loc[0, ["balance_minor", "status"]] = [0, "Paid"]
     result = load_batch(engine, TENANT, Batch("whmcs", INVOICES, invoices))
     assert (result.inserted, result.updated) == (0, 1)
+
+
+def test_another_tenant_with_the_same_keys_changes_nothing_here(engine: Engine) -> None:
+    """Core statements in the loader name the tenant; on SQLite nothing else would."""
+    load_batch(engine, "other", _batch(ROWS))
+    first = load_batch(engine, TENANT, _batch(ROWS, [BAD]))
+    assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
+    with tenant_session(engine, TENANT) as session:
+        assert len(session.scalars(select(Transaction)).all()) == 3
