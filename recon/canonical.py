@@ -26,6 +26,8 @@ class Dataset:
     money: tuple[str, ...] = ()
     dates: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    settled: tuple[str, str, str] | None = None
+    """(column, settled value, earlier value): a row once settled is never set back."""
 
     def empty(self) -> pd.DataFrame:
         """A frame with this dataset's columns and no rows."""
@@ -54,6 +56,7 @@ TRANSACTIONS = Dataset(
     money=("amount_minor", "fee_minor"),
     dates=("booked_on", "value_on"),
     optional=("value_on", "counterparty", "reference", "payout_id"),
+    settled=("status", "booked", "pending"),
 )
 
 INVOICES = Dataset(

@@ -53,6 +53,11 @@ class GoCardlessSettings(BaseModel):
     enabled: bool = False
     base_url: HttpUrl | None = None
     account_ids: list[str] = Field(default_factory=list)
+    stable_id_accounts: list[str] = Field(
+        default_factory=list,
+        description="Accounts whose bank keeps transactionId from pending to booked; the others "
+        "are keyed by content so that a pending line that books is an update.",
+    )
 
 
 class GoCardlessPaymentsSettings(BaseModel):
@@ -62,6 +67,7 @@ class GoCardlessPaymentsSettings(BaseModel):
 
     enabled: bool = False
     base_url: HttpUrl | None = None
+    creditor_id: str | None = None
 
 
 class TenantSettings(BaseModel):

@@ -139,11 +139,13 @@ def _insert(session: Session, table: Table) -> Any:
 
 def _existing_hashes(
     session: Session, dataset: Dataset, records: Sequence[dict[str, Any]], tenant_id: str
-) -> dict[tuple[Any, ...], str | None]:
+) -> dict[tuple[Any, ...], tuple[str | None, Any]]:
+    """(content hash, settled-column value) of the rows that already exist, by natural key."""
     table = dataset.model.__table__
     assert isinstance(table, Table)
     key_columns = [table.c[k] for k in dataset.key]
-    found: dict[tuple[Any, ...], str | None] = {}
+    found: dict[tuple[Any, ...], tuple[str | None, Any]] = {}
+    settled = table.c[dataset.settled[0]] if dataset.settled else literal(None)
     keys = [tuple(r[k] for k in dataset.key) for r in records]
     for start in range(0, len(keys), _KEY_CHUNK):
         chunk = keys[start : start + _KEY_CHUNK]
@@ -153,12 +155,19 @@ def _existing_hashes(
             else tuple_(*key_columns).in_(chunk)
         )
         # Core statements are not scoped by the ORM guard: name the tenant (RLS does it on PG).
-        statement = select(*key_columns, table.c.content_sha256).where(
+        statement = select(*key_columns, table.c.content_sha256, settled).where(
             table.c.tenant_id == tenant_id, condition
         )
         for row in session.execute(statement):
-            found[tuple(row[: len(key_columns)])] = row[-1]
+            found[tuple(row[: len(key_columns)])] = (row[-2], row[-1])
     return found
+
+
+def _would_unsettle(dataset: Dataset, stored: Any, record: dict[str, Any]) -> bool:
+    if not dataset.settled:
+        return False
+    column, done, before = dataset.settled
+    return bool(stored == done and record[column] == before)
 
 
 def _upsert(session: Session, dataset: Dataset, records: list[dict[str, Any]]) -> tuple[int, int]:
@@ -173,17 +182,26 @@ def _upsert(session: Session, dataset: Dataset, records: list[dict[str, Any]]) -
         1
         for r in records
         if (key := tuple(r[k] for k in dataset.key)) in existing
-        and existing[key] != r["content_sha256"]
+        and existing[key][0] != r["content_sha256"]
+        and not _would_unsettle(dataset, existing[key][1], r)
     )
     now = dt.datetime.now(dt.UTC)
     for start in range(0, len(records), 500):
         chunk = [{**r, "created_at": now, "updated_at": now} for r in records[start : start + 500]]
         statement = _insert(session, table).values(chunk)
         changing = [c for c in chunk[0] if c not in (*dataset.key, "tenant_id", "created_at")]
+        condition = table.c.content_sha256.is_distinct_from(statement.excluded.content_sha256)
+        if dataset.settled:
+            column, done, before = dataset.settled
+            # A booked line is never set back to pending by an older page or window.
+            condition = and_(
+                condition,
+                ~and_(table.c[column] == done, statement.excluded[column] == before),
+            )
         statement = statement.on_conflict_do_update(
             index_elements=["tenant_id", *dataset.key],
             set_={c: statement.excluded[c] for c in changing},
-            where=table.c.content_sha256.is_distinct_from(statement.excluded.content_sha256),
+            where=condition,
         )
         session.execute(statement)
     return inserted, updated
@@ -268,30 +286,29 @@ def _totals(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def stored_totals(session: Session, batch: Batch, tenant_id: str) -> pd.DataFrame:
-    """The same totals, read back from the table and the quarantine after the writes."""
+    """The same totals, read back after the writes: a record counts as loaded only when the
+    table holds its key with exactly its content (or a settled version it may not undo), and
+    as quarantined only when the quarantine holds its key."""
     dataset = batch.dataset
-    table = dataset.model.__table__
-    assert isinstance(table, Table)
     account, day, amount = _conservation_groups(dataset)
-    records = _dedupe(dataset, _records(dataset, batch.rows, "_"))
-    keys = [tuple(r[k] for k in dataset.key) for r in records]
-    key_columns = [table.c[k] for k in dataset.key]
-    columns = [
-        (table.c[account] if account else literal("")).label("account"),
-        (table.c.currency if "currency" in table.c else literal("")).label("currency"),
-        (table.c[day] if day else literal(None)).label("day"),
-        (table.c[amount] if amount else literal(0)).label("amount"),
-    ]
+    records = _dedupe(dataset, _records(dataset, batch.rows, tenant_id))
+    stored = _existing_hashes(session, dataset, records, tenant_id) if records else {}
     rows: list[dict[str, Any]] = []
-    for start in range(0, len(keys), _KEY_CHUNK):
-        chunk = keys[start : start + _KEY_CHUNK]
-        condition = (
-            key_columns[0].in_([k[0] for k in chunk])
-            if len(key_columns) == 1
-            else tuple_(*key_columns).in_(chunk)
+    for record in records:
+        found = stored.get(tuple(record[k] for k in dataset.key))
+        if found is None:
+            continue
+        content, settled = found
+        if content != record["content_sha256"] and not _would_unsettle(dataset, settled, record):
+            continue
+        rows.append(
+            {
+                "account": record[account] if account else "",
+                "currency": record.get("currency") or "",
+                "day": record[day] if day else None,
+                "amount": record[amount] if amount else 0,
+            }
         )
-        statement = select(*columns).where(table.c.tenant_id == tenant_id, condition)
-        rows += [dict(r._mapping) for r in session.execute(statement)]
     row_keys = list({q.row_key for q in batch.rejects})
     for start in range(0, len(row_keys), _KEY_CHUNK):
         statement = select(

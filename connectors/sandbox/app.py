@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
+from connectors.sandbox.gocardless import GoCardlessState
+from connectors.sandbox.gocardless import routes as gocardless_routes
+from connectors.sandbox.gocardless_payments import GoCardlessPaymentsState
+from connectors.sandbox.gocardless_payments import routes as gocardless_payments_routes
 from connectors.sandbox.stripe import StripeState
 from connectors.sandbox.stripe import routes as stripe_routes
 from connectors.sandbox.vault import VaultState
@@ -34,9 +38,13 @@ def build_app(
     vault: VaultState | None = None,
     whmcs: WhmcsState | None = None,
     stripe: StripeState | None = None,
+    gocardless: GoCardlessState | None = None,
+    gocardless_payments: GoCardlessPaymentsState | None = None,
 ) -> Starlette:
     """The sandbox app: Vault (`/v1/sys`, `/v1/auth`, `/v1/<kv mount>/data`) and, when given
-    their states, WHMCS (`/includes/api.php`) and Stripe (`/v1/charges`, `/v1/payouts`, ...).
+    their states, WHMCS (`/includes/api.php`), Stripe (`/v1/charges`, `/v1/payouts`, ...),
+    GoCardless Bank Account Data (`/api/v2/...`) and GoCardless Payments (under
+    `/gocardless-payments`, since the real API has no path prefix of its own).
 
     The states are reachable as `app.state.<provider>` (e.g. `app.state.vault`).
     """
@@ -46,10 +54,18 @@ def build_app(
         groups.append(RouteGroup("whmcs", whmcs_routes(whmcs)))
     if stripe is not None:
         groups.append(RouteGroup("stripe", stripe_routes(stripe)))
+    if gocardless is not None:
+        groups.append(RouteGroup("gocardless", gocardless_routes(gocardless)))
+    if gocardless_payments is not None:
+        groups.append(
+            RouteGroup("gocardless_payments", gocardless_payments_routes(gocardless_payments))
+        )
     app = compose(groups)
     app.state.vault = vault
     app.state.whmcs = whmcs
     app.state.stripe = stripe
+    app.state.gocardless = gocardless
+    app.state.gocardless_payments = gocardless_payments
     return app
 
 

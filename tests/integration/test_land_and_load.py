@@ -230,3 +230,14 @@ def test_another_tenant_with_the_same_keys_changes_nothing_here(engine: Engine) 
     assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
     with tenant_session(engine, TENANT) as session:
         assert len(session.scalars(select(Transaction)).all()) == 3
+
+
+def test_a_booked_line_is_never_set_back_to_pending(engine: Engine) -> None:
+    load_batch(engine, TENANT, _batch(ROWS))  # booked
+    older = ROWS.copy()
+    older.loc[0, ["status", "booked_on"]] = ["pending", dt.date(2026, 10, 1)]
+    result = load_batch(engine, TENANT, _batch(older))  # an older window replayed later
+    assert (result.updated, result.unchanged) == (0, 3)
+    with tenant_session(engine, TENANT) as session:
+        line = session.scalars(select(Transaction).where(Transaction.source_id == "t1")).one()
+        assert (line.status, line.booked_on) == ("booked", dt.date(2026, 10, 2))
