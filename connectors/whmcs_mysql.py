@@ -128,11 +128,18 @@ class WhmcsDatabase:
             finally:
                 connection.close()
 
-    def frames(self, status: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Canonical invoices (optionally of one status) and all recorded payments, one snapshot."""
+    def snapshot_rows(
+        self, status: str | None = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The raw invoice and ledger rows (API-shaped), read in one read-only snapshot."""
         with self.snapshot() as cursor:
             invoices = self._rows(cursor, _INVOICES_SQL, {"status": status})
             transactions = self._rows(cursor, _TRANSACTIONS_SQL, {})
+        return invoices, transactions
+
+    def frames(self, status: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Canonical invoices (optionally of one status) and all recorded payments, one snapshot."""
+        invoices, transactions = self.snapshot_rows(status)
         invoice_frame = parse_invoices(invoices, transactions)
         recorded = parse_recorded(
             transactions,

@@ -271,9 +271,11 @@ def _transactions(
                 "reference": reference,
                 "payout_id": payout_of.get(bt.id),
                 "raw_payload_id": raw_id,
+                "net_minor": bt.net_minor,
             }
         )
-    return Batch(PROVIDER, TRANSACTIONS, _frame(TRANSACTIONS, rows), rejects), skipped
+    frame = _frame(TRANSACTIONS, rows, extra=("net_minor",))
+    return Batch(PROVIDER, TRANSACTIONS, frame, rejects), skipped
 
 
 def kind_of(bt: BalanceTransaction) -> str:
@@ -416,8 +418,9 @@ def _payout_lines(window: _Window, account_ref: str) -> Batch:
     return Batch(PROVIDER, PAYOUT_LINES, _frame(PAYOUT_LINES, list(rows.values())), rejects)
 
 
-def _frame(dataset: Dataset, rows: list[JSON]) -> pd.DataFrame:
-    columns = [*dataset.columns, "raw_payload_id"]
+def _frame(dataset: Dataset, rows: list[JSON], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows as a frame: the dataset's columns, lineage, and `extra` columns validation reads."""
+    columns = [*dataset.columns, "raw_payload_id", *extra]
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,265 @@
+"""Bring one source of one tenant up to date for a window: land (or replay) the provider's
+pages, normalise them, validate every batch and load the good rows, in that order.
+
+A source is one WHMCS installation, one bank account (GoCardless Bank Account Data), one Stripe
+account or one GoCardless Payments creditor. Each runs on its own and loads in one database
+transaction (with its validation verdicts), so sources can run concurrently and a failure in
+one leaves the others' loads intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from connectors.gocardless import GoCardlessClient, IdPolicy
+from connectors.gocardless_payments import GoCardlessPaymentsClient
+from connectors.http import HttpPolicy
+from connectors.stripe import StripeClient
+from connectors.whmcs import WhmcsClient
+from connectors.whmcs_mysql import WhmcsDatabase
+from recon.db.tenancy import tenant_session
+from recon.errors import ConfigError
+from recon.quota import QuotaGuard
+from recon.secrets import (
+    GOCARDLESS_PAYMENTS_TOKEN,
+    GOCARDLESS_SECRET_ID,
+    GOCARDLESS_SECRET_KEY,
+    STRIPE_SECRET_KEY,
+    WHMCS_API_IDENTIFIER,
+    WHMCS_API_SECRET,
+    WHMCS_DB_PASSWORD,
+    SecretResolver,
+)
+from recon.tenants import TenantSettings
+from tasks.land import FetchScope, LandedPages, Page, StoredPage, land_or_replay
+from tasks.load import Batch, LoadResult, load_batch_in
+from tasks.normalise_gocardless import bank_batch, payments_batches
+from tasks.normalise_stripe import normalise as stripe_normalise
+from tasks.normalise_whmcs import fetch_all, page_callback, whmcs_batches
+from tasks.validate import (
+    ValidationOutcome,
+    ValidationPolicy,
+    raise_if_held,
+    store_outcome,
+    validate_batch,
+)
+
+log = logging.getLogger("recon.extract")
+
+SOURCE_NAMES = ("whmcs", "bank", "stripe", "gocardless")
+"""What `--source` accepts: WHMCS, bank feeds, Stripe, GoCardless Payments."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing to read for a tenant."""
+
+    kind: str  # whmcs | bank | stripe | gocardless
+    provider: str  # the provider name raw pages and quarantined rows are filed under
+    account_ref: str
+    dataset: str
+
+
+@dataclass
+class SourceResult:
+    """What bringing one source up to date did."""
+
+    source: Source
+    replayed: bool
+    pages: int
+    loads: list[LoadResult] = field(default_factory=list)
+    validations: list[ValidationOutcome] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        """Rows now in the tables for this window of this source."""
+        return sum(r.loaded for r in self.loads)
+
+    @property
+    def quarantined(self) -> int:
+        """Records quarantined (unreadable or breaking an expectation)."""
+        return sum(r.quarantined for r in self.loads)
+
+
+def plan_sources(settings: TenantSettings, only: set[str] | None = None) -> list[Source]:
+    """The sources a tenant's settings enable, optionally only some kinds."""
+    unknown = (only or set()) - set(SOURCE_NAMES)
+    if unknown:
+        raise ConfigError(
+            f"unknown source {sorted(unknown)[0]!r}; choose from {', '.join(SOURCE_NAMES)}"
+        )
+    wanted = only or set(SOURCE_NAMES)
+    sources: list[Source] = []
+    if "whmcs" in wanted:
+        sources.append(Source("whmcs", "whmcs", "whmcs", "whmcs"))
+    if "bank" in wanted and settings.gocardless.enabled:
+        sources += [
+            Source("bank", "gocardless", account, "transactions")
+            for account in settings.gocardless.account_ids
+        ]
+    if "stripe" in wanted and settings.stripe.enabled:
+        sources.append(
+            Source("stripe", "stripe", settings.stripe.account_id or "stripe", "activity")
+        )
+    if "gocardless" in wanted and settings.gocardless_payments.enabled:
+        creditor = settings.gocardless_payments.creditor_id or "gocardless"
+        sources.append(Source("gocardless", "gocardless_payments", creditor, "activity"))
+    return sources
+
+
+def _url(value: object, what: str) -> str:
+    if value is None:
+        raise ConfigError(
+            f"the tenant has no {what} base URL; set it with `recon tenant add --set`"
+        )
+    return str(value)
+
+
+@dataclass
+class SourceContext:
+    """Everything extraction needs besides the source itself."""
+
+    engine: Engine
+    tenant_id: str
+    settings: TenantSettings
+    secrets: SecretResolver
+    policy: HttpPolicy = field(default_factory=HttpPolicy)
+    validation: ValidationPolicy = field(default_factory=ValidationPolicy)
+
+
+def _fetcher(
+    ctx: SourceContext, source: Source, window: tuple[dt.date, dt.date]
+) -> Callable[[Callable[[Page], None]], None]:
+    """The provider call that hands every raw page of the window to the lander."""
+    s, tenant = ctx.settings, ctx.tenant_id
+    if source.kind == "whmcs":
+        if s.whmcs.mode != "api":
+            raise ConfigError(
+                "WHMCS direct MySQL mode is read by `recon` only through its API mode yet"
+            )
+        identifier = ctx.secrets.get(WHMCS_API_IDENTIFIER, tenant)
+        secret = ctx.secrets.get(WHMCS_API_SECRET, tenant)
+        base = _url(s.whmcs.base_url, "WHMCS")
+        return fetch_all(
+            lambda on_page: WhmcsClient(
+                base, identifier, secret, policy=ctx.policy, on_page=page_callback(on_page)
+            )
+        )
+    if source.kind == "bank":
+        base = _url(s.gocardless.base_url, "GoCardless")
+        secret_id = ctx.secrets.get(GOCARDLESS_SECRET_ID, tenant)
+        secret_key = ctx.secrets.get(GOCARDLESS_SECRET_KEY, tenant)
+
+        def fetch_bank(on_page: Callable[[Page], None]) -> None:
+            quota = QuotaGuard(ctx.engine, tenant)
+            client = GoCardlessClient(base, secret_id, secret_key, policy=ctx.policy, quota=quota)
+            client.fetch_transactions(source.account_ref, window, on_page)
+
+        return fetch_bank
+    if source.kind == "stripe":
+        base = _url(s.stripe.api_base, "Stripe")
+        key = ctx.secrets.get(STRIPE_SECRET_KEY, tenant)
+
+        def fetch_stripe(on_page: Callable[[Page], None]) -> None:
+            with StripeClient(key, base_url=base, policy=ctx.policy) as client:
+                client.fetch_window(window[0], window[1], on_page)
+
+        return fetch_stripe
+    base = _url(s.gocardless_payments.base_url, "GoCardless Payments")
+    token = ctx.secrets.get(GOCARDLESS_PAYMENTS_TOKEN, tenant)
+
+    def fetch_payments(on_page: Callable[[Page], None]) -> None:
+        with GoCardlessPaymentsClient(base, token, policy=ctx.policy) as client:
+            client.fetch_window(window, on_page)
+
+    return fetch_payments
+
+
+def _whmcs_database(ctx: SourceContext) -> WhmcsDatabase:
+    whmcs = ctx.settings.whmcs
+    if not (whmcs.mysql_host and whmcs.mysql_database and whmcs.mysql_user):
+        raise ConfigError(
+            "WHMCS MySQL mode needs whmcs.mysql_host, whmcs.mysql_database and whmcs.mysql_user"
+        )
+    return WhmcsDatabase(
+        host=whmcs.mysql_host,
+        user=whmcs.mysql_user,
+        password=ctx.secrets.get(WHMCS_DB_PASSWORD, ctx.tenant_id),
+        database=whmcs.mysql_database,
+        port=whmcs.mysql_port,
+    )
+
+
+def normalise(ctx: SourceContext, source: Source, pages: list[StoredPage]) -> list[Batch]:
+    """The canonical batches of a source's landed pages."""
+    if source.kind == "whmcs":
+        return whmcs_batches(pages)
+    if source.kind == "bank":
+        policy: IdPolicy = (
+            "transaction_id"
+            if source.account_ref in ctx.settings.gocardless.stable_id_accounts
+            else "content"
+        )
+        return [bank_batch(pages, source.account_ref, id_policy=policy)]
+    if source.kind == "stripe":
+        return stripe_normalise(pages, source.account_ref).batches()
+    return payments_batches(pages, source.account_ref)
+
+
+def extract_source(
+    ctx: SourceContext,
+    source: Source,
+    window: tuple[dt.date, dt.date],
+    *,
+    run_id: str,
+    refetch: bool = False,
+) -> SourceResult:
+    """Land or replay, normalise, validate and load one source for `window`."""
+    scope = FetchScope(source.provider, source.account_ref, source.dataset, *window)
+    landed: LandedPages = land_or_replay(
+        ctx.engine,
+        ctx.tenant_id,
+        scope,
+        _fetcher(ctx, source, window),
+        refetch=refetch,
+        run_id=run_id,
+    )
+    batches = normalise(ctx, source, landed.pages)
+    outcomes = [
+        validate_batch(b, window_from=window[0], window_to=window[1], policy=ctx.validation)
+        for b in batches
+    ]
+    result = SourceResult(source, landed.replayed, len(landed.pages), validations=outcomes)
+    held = [o for o in outcomes if o.held]
+    with tenant_session(ctx.engine, ctx.tenant_id) as session:
+        for outcome in outcomes:
+            store_outcome(session, run_id, outcome)
+        if not held:
+            watermark = (source.account_ref, window[1])
+            result.loads = [
+                load_batch_in(
+                    session,
+                    ctx.tenant_id,
+                    outcome.batch,
+                    run_id=run_id,
+                    watermark=watermark if i == 0 else None,
+                )
+                for i, outcome in enumerate(outcomes)
+            ]
+    for outcome in held:
+        raise_if_held(outcome, ctx.validation)
+    log.info(
+        "%s %s: %s %d pages, loaded %d rows, quarantined %d",
+        source.kind,
+        source.account_ref,
+        "replayed" if landed.replayed else "fetched",
+        result.pages,
+        result.loaded,
+        result.quarantined,
+    )
+    return result
