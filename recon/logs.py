@@ -77,6 +77,16 @@ def attach_redaction_everywhere() -> None:
                 handler.addFilter(RedactionFilter())
 
 
+def remove_handler() -> None:
+    """Take the handler `configure_logging` installed off the root logger (end of a command)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_recon_handler", False):
+            root.removeHandler(handler)
+    for chatty in _CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(logging.NOTSET)
+
+
 def configure_logging(
     level: str = "INFO", fmt: str = "human", stream: TextIO | None = None
 ) -> logging.Handler:

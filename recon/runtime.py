@@ -7,15 +7,17 @@ reported as one sentence instead of a validation dump.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
-from recon.db.engine import make_engine
-from recon.db.migrate import ensure_at_head
 from recon.errors import ConfigError
-from recon.secrets import SecretResolver
 from recon.settings import Settings
+
+if TYPE_CHECKING:  # the heavy modules load only when a command touches data or secrets
+    from sqlalchemy import Engine
+
+    from recon.secrets import SecretResolver
 
 
 def load_settings() -> Settings:
@@ -42,11 +44,15 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         """The application engine (on PostgreSQL: the non-owner role RLS applies to)."""
+        from recon.db.engine import make_engine
+
         return make_engine(self.settings.resolved_database_url)
 
     @cached_property
     def admin_engine(self) -> Engine:
         """The schema owner's engine, for migrations, backups and the tenant registry."""
+        from recon.db.engine import make_engine
+
         if self.settings.resolved_migration_url == self.settings.resolved_database_url:
             return self.engine
         return make_engine(self.settings.resolved_migration_url)
@@ -54,15 +60,21 @@ class Runtime:
     @cached_property
     def secrets(self) -> SecretResolver:
         """The secrets resolver (Vault, or environment variables in development)."""
+        from recon.secrets import SecretResolver
+
         return SecretResolver(self.settings)
 
     def checked_engine(self) -> Engine:
         """The application engine, after refusing a schema that is not at head."""
+        from recon.db.migrate import ensure_at_head
+
         ensure_at_head(self.engine)
         return self.engine
 
     def checked_admin_engine(self) -> Engine:
         """The owner's engine, after refusing a schema that is not at head."""
+        from recon.db.migrate import ensure_at_head
+
         ensure_at_head(self.admin_engine)
         return self.admin_engine
 

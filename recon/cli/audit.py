@@ -6,11 +6,8 @@ from typing import Annotated
 
 import typer
 
-from recon.audit import verify_chain
 from recon.cli.context import console, runtime
-from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import ReconError
-from recon.tenants import get_tenant, list_tenants
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -28,6 +25,10 @@ def verify(
     ] = None,
 ) -> None:
     """Walk each tenant's chain and name the first broken entry."""
+    from recon.audit import verify_chain
+    from recon.db.tenancy import admin_session, tenant_session
+    from recon.tenants import get_tenant, list_tenants
+
     engine = runtime().checked_engine()
     with admin_session(engine) as session:
         tenant_ids = (

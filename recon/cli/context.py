@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import getpass
 import os
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from recon.runtime import Runtime
+if TYPE_CHECKING:
+    from recon.runtime import Runtime
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -19,6 +21,10 @@ def runtime() -> Runtime:
     """The runtime of this invocation, built on first use."""
     global _runtime
     if _runtime is None:
+        from recon.runtime import (
+            Runtime,
+        )  # heavy (SQLAlchemy, Alembic): only when a command needs it
+
         _runtime = Runtime()
     return _runtime
 

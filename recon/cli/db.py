@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from recon.cli.context import console, err_console, runtime
-from recon.db import migrate
-from recon.db.backup import backup_database, default_backup_path
 from recon.errors import SchemaNotAtHeadError
 
 app = typer.Typer(help="Database migrations, status and backups.", no_args_is_help=True)
@@ -22,6 +20,8 @@ def _backup_dir() -> Path:
 @app.command()
 def status() -> None:
     """Print current and head revisions; exit non-zero when they differ."""
+    from recon.db import migrate
+
     state = migrate.schema_status(runtime().admin_engine)
     console.print(f"database: {state.url}")
     console.print(f"current:  {state.current or '(empty)'}")
@@ -36,6 +36,8 @@ def backup(
     out: Annotated[Path | None, typer.Option(help="Where to write the copy.")] = None,
 ) -> None:
     """Write a consistent copy of the database (SQLite online backup, or pg_dump)."""
+    from recon.db.backup import backup_database, default_backup_path
+
     engine = runtime().admin_engine
     target = backup_database(engine, out or default_backup_path(engine, _backup_dir()))
     console.print(f"backup written to {target}")
@@ -49,6 +51,9 @@ def upgrade(
     ] = False,
 ) -> None:
     """Migrate the schema up, taking a backup first when the database holds anything."""
+    from recon.db import migrate
+    from recon.db.backup import backup_database, default_backup_path
+
     engine = runtime().admin_engine
     before = migrate.current_revision(engine)
     if before == migrate.head_revision() and revision == "head":
@@ -67,6 +72,9 @@ def downgrade(
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the backup.")] = False,
 ) -> None:
     """Migrate the schema down to REVISION, taking a backup first."""
+    from recon.db import migrate
+    from recon.db.backup import backup_database, default_backup_path
+
     engine = runtime().admin_engine
     before = migrate.current_revision(engine)
     if not no_backup and migrate.has_data(engine):

@@ -6,16 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recon.cli import doctor
 from recon.cli.context import console, runtime
-from recon.demo import (
-    demo_tenant_settings,
-    ensure_demo_tenant,
-    prepare_database,
-    sandbox_environment,
-    store_sandbox_credentials,
-)
-from recon.runtime import Runtime
 
 
 def demo_command(
@@ -24,6 +15,16 @@ def demo_command(
     ] = False,
 ) -> None:
     """Sandbox providers, a migrated SQLite database and the demo tenant, checked end to end."""
+    from recon.cli import doctor
+    from recon.demo import (
+        demo_tenant_settings,
+        ensure_demo_tenant,
+        prepare_database,
+        sandbox_environment,
+        store_sandbox_credentials,
+    )
+    from recon.runtime import Runtime
+
     base = runtime().settings
     if base.database_url is None:
         demo_dir = base.data_dir / "demo"

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from recon.cli import audit, db, doctor, tenant, webhooks
+from recon.cli import audit, db, tenant, webhooks
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
 from recon.errors import ConfigError, ReconError
-from recon.logs import configure_logging
+from recon.logs import configure_logging, remove_handler
 from recon.redaction import redact
 
 app = typer.Typer(
@@ -46,6 +46,8 @@ def _setup(
 @app.command("doctor")
 def doctor_command() -> None:
     """Check the database is at head, Vault is reachable and every needed secret resolves."""
+    from recon.cli import doctor
+
     doctor.doctor(runtime())
 
 
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         reset_runtime()
+        remove_handler()  # its stream may not outlive this call (tests, embedding)
 
 
 def entrypoint() -> None:

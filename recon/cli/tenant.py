@@ -11,9 +11,7 @@ import typer
 from rich.table import Table
 
 from recon.cli.context import console, current_actor, runtime
-from recon.db.tenancy import admin_session
 from recon.errors import ConfigError, InputFileError
-from recon.tenants import add_tenant, get_tenant, list_tenants, parse_settings
 
 app = typer.Typer(help="Tenants and their non-secret settings.", no_args_is_help=True)
 
@@ -63,6 +61,9 @@ def add(
     ] = None,
 ) -> None:
     """Register a tenant with its non-secret settings (secrets go to Vault)."""
+    from recon.db.tenancy import admin_session
+    from recon.tenants import add_tenant, parse_settings
+
     raw = _read_settings_file(settings_file) if settings_file else {}
     for assignment in set_ or []:
         _apply_assignment(raw, assignment)
@@ -75,6 +76,9 @@ def add(
 @app.command("list")
 def list_() -> None:
     """List the tenants."""
+    from recon.db.tenancy import admin_session
+    from recon.tenants import list_tenants, parse_settings
+
     with admin_session(runtime().checked_engine()) as session:
         tenants = list_tenants(session)
         table = Table("id", "name", "active", "sources", "auto-apply")
@@ -106,6 +110,9 @@ def list_() -> None:
 @app.command("show")
 def show(tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")]) -> None:
     """Show one tenant's settings as JSON (they hold no secrets)."""
+    from recon.db.tenancy import admin_session
+    from recon.tenants import get_tenant, parse_settings
+
     with admin_session(runtime().checked_engine()) as session:
         tenant = get_tenant(session, tenant_id)
         document = {
