@@ -1,0 +1,136 @@
+"""Lookups done once per run, whatever the open balances: numbers and names of the payments.
+
+- every candidate invoice number in each reference, and the invoices whose keys equal them;
+- the name keys of each payer, and the clients whose names share a key with the payer;
+- for each (payment, referenced invoice): whether the payer is that invoice's client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+from recon.matching.book import Book, pair_key
+from recon.matching.names import FULL, NameKeys, name_keys
+from recon.matching.references import RefNumbers, extract_numbers, join_keys
+from recon.matching.vec import KeyIndex, csr, expand, first_of_groups
+
+I64 = npt.NDArray[np.int64]
+I8 = npt.NDArray[np.int8]
+Bools = npt.NDArray[np.bool_]
+
+# initials give weaker keys: looked for by name alone only when at most this many clients share
+MAX_INITIAL_CLIENTS = 3
+# beyond these, a key says nothing about which client paid (and would multiply rows)
+LOOKUP_FULL_CLIENTS = 200
+LOOKUP_INITIAL_CLIENTS = 5
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Reference numbers, their key hits, and payer → client pairs."""
+
+    refs: RefNumbers
+    ref_start: I64
+    ref_count: I64
+    # reference numbers equal to an invoice key, sorted by payment
+    join_p: I64
+    join_i: I64
+    join_kind: I8
+    join_cut: Bools
+    join_level: I64
+    # payers whose name is a client's: (payment, client, level, clients sharing the key), and
+    # whether the key is rare enough to go looking for the client's invoices by name alone
+    name_p: I64
+    name_client: I64
+    name_level: I64
+    name_kc: I64
+    name_usable: Bools
+    pair_index: KeyIndex
+
+
+def prepare(book: Book, payments: Bools) -> Prepared:
+    """Extract reference numbers and payer name keys of the payments to place."""
+    cfg = book.config
+    n = book.n_transactions
+    rows = np.flatnonzero(payments)
+    found = extract_numbers(
+        book.references(rows),
+        cfg.invoice_number_format,
+        cfg.reference_cut_lengths,
+        cfg.min_bare_digits,
+    )
+    refs = RefNumbers(rows[found.row], found.value, found.kind, found.digits, found.cut)
+    ref_start, ref_count = csr(refs.row, n)
+    which, invoice = join_keys(refs, book.keys)
+    order = np.lexsort((invoice, refs.row[which]))
+    which, invoice = which[order], invoice[order]
+    name_p, name_client, name_level, name_kc = _name_pairs(
+        book, _payer_keys(book.counterparties(rows), rows)
+    )
+    limit = np.where(name_level == FULL, cfg.name_max_clients_per_key, MAX_INITIAL_CLIENTS)
+    pair_index = KeyIndex.build(pair_key(name_p, name_client.astype(np.uint64)))
+    join_p = refs.row[which]
+    return Prepared(
+        refs=refs,
+        ref_start=ref_start,
+        ref_count=ref_count,
+        join_p=join_p,
+        join_i=invoice,
+        join_kind=refs.kind[which],
+        join_cut=refs.cut[which],
+        join_level=_level(name_level, pair_index, join_p, book.inv_client[invoice]),
+        name_p=name_p,
+        name_client=name_client,
+        name_level=name_level,
+        name_kc=name_kc,
+        name_usable=name_kc <= limit,
+        pair_index=pair_index,
+    )
+
+
+def payer_level(prep: Prepared, p: I64, client: I64) -> I64:
+    """Name level (2 full, 1 initials, 0 none) of each payment's payer against a client."""
+    return _level(prep.name_level, prep.pair_index, p, client)
+
+
+def _level(name_level: I64, pair_index: KeyIndex, p: I64, client: I64) -> I64:
+    found, row = pair_index.lookup(pair_key(p, client.astype(np.uint64)))
+    level = np.zeros(len(p), dtype=np.int64)
+    level[found] = name_level[row]
+    return level
+
+
+def _payer_keys(counterparty: pa.Array, rows: I64) -> NameKeys:
+    """Name keys per payment; payers repeat, so each distinct name is keyed once."""
+    encoded = pc.dictionary_encode(counterparty)
+    code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = name_keys(encoded.dictionary)
+    by_row = np.argsort(keys.row, kind="stable")
+    keys = NameKeys(keys.row[by_row], keys.key[by_row], keys.level[by_row])
+    start, count = csr(keys.row, len(encoded.dictionary))
+    which, slot = expand(start[code], count[code])  # `which` ascends, so payments do too
+    return NameKeys(rows[which], keys.key[slot], keys.level[slot])
+
+
+def _name_pairs(book: Book, payer: NameKeys) -> tuple[I64, I64, I64, I64]:
+    """(payment, client, level, clients sharing the key) for payers whose name is a client's.
+
+    Keys shared by very many clients are left out (no evidence, and they would multiply rows).
+    """
+    limit = np.where(payer.level == FULL, LOOKUP_FULL_CLIENTS, LOOKUP_INITIAL_CLIENTS)
+    which, slot = book.name_index.lookup(payer.key, limit)
+    p = payer.row[which]
+    client = book.key_client[slot]
+    level = book.key_level[slot].astype(np.int64)
+    kc = book.key_count[slot]
+    # one pair per (payment, client): the best level, then the rarest key
+    pairs = pair_key(p, client.astype(np.uint64))
+    order = np.lexsort((kc, -level, pairs))
+    keep = order[first_of_groups(pairs[order])]
+    keep.sort()
+    return p[keep], client[keep], level[keep], kc[keep]

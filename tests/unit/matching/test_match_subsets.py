@@ -1,0 +1,51 @@
+"""Bounded subset sums agree with brute force."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recon.matching.subsets import exact_subsets
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    problems=st.lists(
+        st.tuples(st.lists(st.integers(1, 40), min_size=0, max_size=7), st.integers(0, 120)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_matches_brute_force(problems: list[tuple[list[int], int]]) -> None:
+    problem = np.array([k for k, (items, _) in enumerate(problems) for _ in items], np.int64)
+    amount = np.array([a for items, _ in problems for a in items], dtype=np.int64)
+    targets = np.array([t for _, t in problems], dtype=np.int64)
+    solved = exact_subsets(problem, amount, targets, max_members=12)
+    offset = 0
+    for k, (items, target) in enumerate(problems):
+        subsets = [
+            c
+            for size in range(2, len(items) + 1)
+            for c in combinations(range(len(items)), size)
+            if sum(items[j] for j in c) == target
+        ]
+        assert solved.solutions[k] == len(subsets)
+        members = sorted(solved.member_row[solved.member_problem == k].tolist())
+        if subsets:
+            assert sum(amount[members]) == target and len(members) >= 2
+            assert all(offset <= m < offset + len(items) for m in members)
+        else:
+            assert members == []
+        offset += len(items)
+
+
+def test_cap_limits_the_search() -> None:
+    amount = np.array([1, 2, 4, 8, 100], dtype=np.int64)
+    problem = np.zeros(5, dtype=np.int64)
+    capped = exact_subsets(problem, amount, np.array([108]), max_members=4)
+    assert capped.solutions[0] == 0
+    full = exact_subsets(problem, amount, np.array([108]), max_members=5)
+    assert full.solutions[0] == 1
