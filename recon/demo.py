@@ -1,35 +1,37 @@
-"""The demo behind `make demo`: everything on embedded defaults, nothing to configure.
+"""The demo behind `make demo`: the whole job on embedded defaults, nothing to configure.
 
-It starts the sandbox providers in this process, migrates a SQLite database under
-`var/demo/`, registers the `demo` tenant against the sandbox, stores the tenant's sandbox
-credentials in the sandbox Vault (as an operator would in the real one) and checks the
-installation with the same code `recon doctor` runs.
+It builds a synthetic hosting company (WHMCS invoices, bank lines, Stripe and GoCardless
+payments and payouts), serves it from the sandbox providers in this process, migrates a SQLite
+database under `var/demo/`, registers the `demo` tenant against the sandbox (its credentials sit
+in the sandbox Vault, as an operator would keep them in the real one), checks the installation
+with the same code as `recon doctor`, and runs the reconciliation flow over the last 90 days.
 """
 
 from __future__ import annotations
 
-import secrets as token_source
+import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import SecretStr
 
-from connectors.sandbox.app import build_app
 from connectors.sandbox.serve import RunningServer, run_in_thread
-from connectors.sandbox.vault import VaultState
+from connectors.sandbox.world import SandboxWorld, world_ending
 from recon import audit
 from recon.db import migrate
 from recon.db.backup import backup_database, default_backup_path
 from recon.db.models import Tenant
 from recon.db.tenancy import admin_session, bind_tenant
 from recon.runtime import Runtime
-from recon.secrets import required_for_tenant
-from recon.settings import Settings
+from recon.settings import Settings, get_settings
 from recon.tenants import TenantSettings, add_tenant
 
 DEMO_TENANT = "demo"
+DEMO_DAYS = 90
+DEMO_INVOICES = 3000
+DEMO_SEED = 7
 
 
 @dataclass(frozen=True)
@@ -37,63 +39,65 @@ class DemoEnvironment:
     """The running sandbox and the settings that point the engine at it."""
 
     server: RunningServer
-    vault: VaultState
+    sandbox: SandboxWorld
     settings: Settings
 
 
-def demo_tenant_settings(sandbox_url: str) -> TenantSettings:
-    """The demo tenant: WHMCS, a bank feed and Stripe, all at the sandbox."""
-    return TenantSettings.model_validate(
-        {
-            "whmcs": {"mode": "api", "base_url": sandbox_url},
-            "stripe": {"enabled": True, "api_base": sandbox_url},
-            "gocardless": {"enabled": True, "base_url": sandbox_url, "account_ids": []},
-        }
-    )
-
-
 @contextmanager
-def sandbox_environment(base: Settings) -> Iterator[DemoEnvironment]:
-    """Start the sandbox and yield settings that use its Vault through AppRole."""
-    vault = VaultState()
-    with run_in_thread(build_app(vault=vault)) as server:
-        # The sandbox is a stand-in for external services: it issues its own credentials, the
+def sandbox_environment(base: Settings, today: dt.date) -> Iterator[DemoEnvironment]:
+    """Serve a synthetic world as of `today`; yield settings that use its Vault via AppRole.
+
+    The settings are also put in this process's environment for the duration, because the
+    Prefect flow reads its settings from there like any deployment would.
+    """
+    world = world_ending(today, n_invoices=DEMO_INVOICES, days=DEMO_DAYS, seed=DEMO_SEED)
+    sandbox = SandboxWorld(world, tenant=DEMO_TENANT, as_of=today)
+    with run_in_thread(sandbox.build_app()) as server:
+        # The sandbox stands in for external services and issues its own credentials, the
         # way a provider's dashboard would. None of them is an application default.
-        credentials = vault.add_approle("recon-demo")
+        credentials = sandbox.credentials
         settings = base.model_copy(
             update={
                 "vault_addr": server.url,
-                "vault_role_id": SecretStr(credentials.role_id),
-                "vault_secret_id": SecretStr(credentials.secret_id),
+                "vault_role_id": SecretStr(credentials.vault_role_id),
+                "vault_secret_id": SecretStr(credentials.vault_secret_id),
             }
         )
-        yield DemoEnvironment(server, vault, settings)
+        environment = {
+            "RECON_DATABASE_URL": settings.resolved_database_url,
+            "RECON_DATA_DIR": str(settings.data_dir),
+            "RECON_VAULT_ADDR": server.url,
+            "RECON_VAULT_ROLE_ID": credentials.vault_role_id,
+            "RECON_VAULT_SECRET_ID": credentials.vault_secret_id,
+        }
+        saved = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
+        get_settings.cache_clear()
+        try:
+            yield DemoEnvironment(server, sandbox, settings)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            get_settings.cache_clear()
 
 
-def store_sandbox_credentials(env: DemoEnvironment, tenant_settings: TenantSettings) -> None:
-    """Put the tenant's sandbox provider credentials into the sandbox Vault."""
-    document = {
-        spec.name: f"sandbox-{token_source.token_urlsafe(18)}"
-        for spec in required_for_tenant(tenant_settings)
-    }
-    prefix = env.settings.vault_path_prefix.strip("/")
-    env.vault.put_secret(f"{prefix}/tenants/{DEMO_TENANT}", document)
-
-
-def prepare_database(runtime: Runtime, backup_dir: Path) -> str:
+def prepare_database(runtime: Runtime) -> str:
     """Migrate the demo database to head (backing up a non-empty one); returns a summary."""
     engine = runtime.admin_engine
     before = migrate.current_revision(engine)
     if before == migrate.head_revision():
         return f"database at head ({before})"
     if migrate.has_data(engine):
-        backup_database(engine, default_backup_path(engine, backup_dir))
+        backup_database(engine, default_backup_path(engine, runtime.settings.data_dir / "backups"))
     migrate.upgrade(engine)
     return f"database migrated {before or '(empty)'} -> {migrate.head_revision()}"
 
 
 def ensure_demo_tenant(runtime: Runtime, tenant_settings: TenantSettings) -> None:
-    """Register (or refresh the sandbox URLs of) the demo tenant."""
+    """Register (or point at this sandbox again) the demo tenant."""
     with admin_session(runtime.checked_admin_engine()) as session:
         tenant = session.get(Tenant, DEMO_TENANT)
         if tenant is None:

@@ -57,7 +57,18 @@ class JsonFormatter(logging.Formatter):
 
 
 _configured = False
-_CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore", "urllib3", "hvac", "uvicorn")
+_CHATTY_LIBRARIES = (
+    "alembic",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "hvac",
+    "uvicorn",
+    "stripe",
+    "great_expectations",
+)
+# One line per provider request: kept in JSON logs (for operators), not on a person's terminal.
+_REQUEST_LOGGERS = ("recon.http", "recon.stripe")
 
 
 def attach_redaction_everywhere() -> None:
@@ -83,8 +94,8 @@ def remove_handler() -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_recon_handler", False):
             root.removeHandler(handler)
-    for chatty in _CHATTY_LIBRARIES:
-        logging.getLogger(chatty).setLevel(logging.NOTSET)
+    for name in (*_CHATTY_LIBRARIES, *_REQUEST_LOGGERS):
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def configure_logging(
@@ -104,6 +115,9 @@ def configure_logging(
     # Libraries that narrate routine steps at INFO speak only when debugging.
     for chatty in _CHATTY_LIBRARIES:
         logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for requests_logger in _REQUEST_LOGGERS:
+        quiet = fmt == "human" and level != "DEBUG"
+        logging.getLogger(requests_logger).setLevel(logging.WARNING if quiet else logging.NOTSET)
     attach_redaction_everywhere()
     _configured = True
     return handler

@@ -44,15 +44,16 @@ BANK_ENDPOINT = "accounts/transactions"
 PAYMENT_STATUS = {
     "pending_customer_approval": "pending",
     "pending_submission": "pending",
-    "submitted": "submitted",
-    "confirmed": "confirmed",
-    "paid_out": "paid_out",
+    "submitted": "pending",
+    "confirmed": "booked",
+    "paid_out": "booked",
     "cancelled": "cancelled",
     "customer_approval_denied": "failed",
     "failed": "failed",
     "charged_back": "charged_back",
 }
-"""GoCardless payment status -> canonical status (the column holds 16 characters)."""
+"""GoCardless payment status -> canonical status: money collected is `booked` (as a bank line
+is), money on its way `pending`; payments that will never be money keep their own word."""
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _STATUS_LENGTH = 16
@@ -304,7 +305,7 @@ def _payout(
             "account_ref": _text(links.get("creditor")) or creditor_id,
             "source_id": f"fee:{payout_id}",
             "kind": "fee",
-            "status": status,
+            "status": "booked" if status == "paid" else "pending",
             "booked_on": arrival,
             "value_on": None,
             "amount_minor": -(fees or 0),

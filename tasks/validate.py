@@ -111,6 +111,7 @@ class ValidationOutcome:
 
 
 _context_lock = threading.Lock()
+_run_lock = threading.Lock()
 _context: Any = None
 
 
@@ -152,12 +153,16 @@ def run_suite(
     if rows.empty:
         return []
     frame = _frame_for(suite, rows)
-    definition = _gx_context().validation_definitions.get(suite)
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=parameters,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
-    )
+    context = _gx_context()
+    # GX's context and validation definitions are shared state, not safe across threads (the
+    # flow extracts sources concurrently): one validation at a time.
+    with _run_lock:
+        definition = context.validation_definitions.get(suite)
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
+        )
     outcomes = []
     for item in result.results:
         config = item.expectation_config
@@ -241,6 +246,8 @@ def validate_batch(
         "window_to": window_to + grace,
         "max_abs_amount_minor": policy.max_abs_amount_minor,
         "min_amount_minor": -policy.max_abs_amount_minor,
+        # Tomorrow in UTC: a provider a timezone ahead may already book "tomorrow".
+        "latest_day": dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1),
     }
     rows = _integer_money(batch, batch.rows.reset_index(drop=True))
     outcomes = run_suite(suite, rows, parameters)

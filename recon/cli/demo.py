@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
@@ -14,16 +15,19 @@ def demo_command(
         bool, typer.Option("--no-ui", help="Do everything but start the UI, then exit.")
     ] = False,
 ) -> None:
-    """Sandbox providers, a migrated SQLite database and the demo tenant, checked end to end."""
+    """Sandbox providers, a migrated SQLite database, the demo tenant and a 90-day run."""
+    from flows.reconcile import reconcile
     from recon.cli import doctor
+    from recon.cli.run import print_summary
     from recon.demo import (
-        demo_tenant_settings,
+        DEMO_DAYS,
+        DEMO_TENANT,
         ensure_demo_tenant,
         prepare_database,
         sandbox_environment,
-        store_sandbox_credentials,
     )
     from recon.runtime import Runtime
+    from recon.tenants import TenantSettings
 
     base = runtime().settings
     if base.database_url is None:
@@ -31,18 +35,31 @@ def demo_command(
         base = base.model_copy(
             update={"database_url": f"sqlite:///{demo_dir / 'recon.db'}", "data_dir": demo_dir}
         )
-    with sandbox_environment(base) as env:
-        console.rule("[bold]recon demo")
-        console.print(f"sandbox providers at {env.server.url}")
+    today = dt.datetime.now(dt.UTC).date()
+    console.rule("[bold]recon demo")
+    console.print("building the synthetic world and starting the sandbox providers")
+    with sandbox_environment(base, today) as env:
+        console.print(f"sandbox providers at {env.server.url} ({_describe(env.sandbox.summary())})")
         demo_runtime = Runtime(env.settings)
         try:
-            console.print(prepare_database(demo_runtime, env.settings.data_dir / "backups"))
-            tenant_settings = demo_tenant_settings(env.server.url)
+            console.print(prepare_database(demo_runtime))
+            tenant_settings = TenantSettings.model_validate(
+                env.sandbox.tenant_settings(env.server.url)
+            )
             ensure_demo_tenant(demo_runtime, tenant_settings)
-            store_sandbox_credentials(env, tenant_settings)
-            console.print("tenant [bold]demo[/bold] registered; its credentials are in Vault")
+            console.print(
+                f"tenant [bold]{DEMO_TENANT}[/bold] points at the sandbox; its credentials are in Vault"
+            )
             doctor.doctor(demo_runtime)
         finally:
             demo_runtime.close()
+        start = today - dt.timedelta(days=DEMO_DAYS - 1)
+        with console.status(f"reconciling {DEMO_TENANT} {start}..{today}"):
+            result = reconcile(tenant=DEMO_TENANT, date_from=start, date_to=today)
+        print_summary(result)
     if not no_ui:
         console.print("the ops UI is not part of this version yet; nothing more to start")
+
+
+def _describe(summary: dict[str, int]) -> str:
+    return ", ".join(f"{count} {what}" for what, count in summary.items())

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
 import typer
 
-from recon.cli import audit, db, tenant, webhooks
+from recon.cli import audit, db, sandbox, tenant, webhooks
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
+from recon.cli.match import match_command
+from recon.cli.run import run_command
 from recon.errors import ConfigError, ReconError
 from recon.logs import configure_logging, remove_handler
 from recon.redaction import redact
+
+# Prefect's temporary local server would try to send usage telemetry over a network that
+# may not exist; an operator who wants it can set the variable explicitly.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(
     name="recon",
@@ -26,6 +33,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(audit.app, name="audit")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(sandbox.app, name="sandbox")
 
 log = logging.getLogger("recon.cli")
 
@@ -52,6 +60,8 @@ def doctor_command() -> None:
 
 
 app.command("demo")(demo_command)
+app.command("run")(run_command)
+app.command("match")(match_command)
 
 
 def _fail(message: str, code: int) -> int:

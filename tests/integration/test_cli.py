@@ -267,6 +267,28 @@ def test_upgrade_of_postgresql_without_pg_dump_needs_no_backup_flag(
 def test_webhook_receiver_refuses_to_start_without_a_prefect_server(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    code, _, err = run(capsys, "webhooks", "serve")
+    run(capsys, "db", "upgrade")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        code, _, err = run(capsys, "webhooks", "serve")
     assert code != 0 and "PREFECT_API_URL" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--tenant", "acme", "--from", "2026-13-01", "--to", "2026-10-31"], "--from"),
+        (["--tenant", "acme", "--from", "2026-11-01", "--to", "2026-10-31"], "after --to"),
+        (["--tenant", "nobody", "--from", "2026-10-01", "--to", "2026-10-31"], "no tenant"),
+    ],
+)
+def test_run_rejects_bad_arguments_in_one_sentence(
+    capsys: pytest.CaptureFixture[str], db_url: str, args: list[str], needle: str
+) -> None:
+    run(capsys, "db", "upgrade")
+    run(capsys, "tenant", "add", "acme", "--name", "Acme")
+    code, _, err = run(capsys, "run", *args)
+    assert code != 0 and needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -55,10 +55,10 @@ __all__ = [
 ]
 
 STATUS = {
-    "paid_out": "paid_out",
+    "paid_out": "booked",
     "pending_submission": "pending",
-    "submitted": "submitted",
-    "confirmed": "confirmed",
+    "submitted": "pending",
+    "confirmed": "booked",
     "failed": "failed",
     "customer_approval_denied": "failed",
 }

@@ -1,0 +1,1 @@
+"""Prefect flows: thin, typed, one per file; they order tasks and own no business logic."""

@@ -1,0 +1,437 @@
+"""Reconcile a tenant's window: read the loaded state, run the matching engine, store the
+results so that re-running the same window gives the same tables.
+
+State carries across windows:
+
+* every open invoice is a candidate, whenever it was issued;
+* a payment a person allocated is not given to the engine at all;
+* an allocation made for a payment outside this window, and not yet reflected in WHMCS, is
+  taken off its invoice's balance before the engine sees it, so no invoice is allocated twice
+  across runs; what WHMCS already records (same invoice and transid) is reflected in its balance;
+* this window's own earlier engine proposals are replaced; proposals already applied to WHMCS
+  and decisions made by people are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from recon.canonical import split_transaction_ref, transaction_ref
+from recon.db.models import (
+    Allocation,
+    AppliedPayment,
+    ExceptionComment,
+    Invoice,
+    Match,
+    Payout,
+    PayoutLine,
+    ReconException,
+    RecordedPayment,
+    Transaction,
+)
+from recon.db.tenancy import tenant_session
+from recon.matching.config import MatchConfig, config_from_mapping
+from recon.matching.engine import match
+from recon.matching.frames import MatchResult
+from recon.matching.io import inputs_from_frames
+from recon.money import format_amount
+from recon.tenants import TenantSettings
+
+log = logging.getLogger("recon.reconcile")
+
+PAYOUT_MARGIN_DAYS = 7
+
+
+@dataclass(frozen=True)
+class ReconcileSummary:
+    """Counts and sums of what a reconcile step stored."""
+
+    transactions: int
+    invoices: int
+    allocations_auto: int
+    allocations_review: int
+    exceptions: int
+    allocated_minor: dict[str, int]
+    stats: dict[str, Any]
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _live_allocations(session: Session) -> list[Allocation]:
+    reversed_ids = select(Allocation.reverses_id).where(Allocation.reverses_id.is_not(None))
+    return list(
+        session.scalars(
+            select(Allocation).where(
+                Allocation.reverses_id.is_(None), Allocation.id.not_in(reversed_ids)
+            )
+        )
+    )
+
+
+def _window_transactions(session: Session, window: tuple[dt.date, dt.date]) -> list[Transaction]:
+    return list(
+        session.scalars(
+            select(Transaction)
+            .where(Transaction.booked_on >= window[0], Transaction.booked_on <= window[1])
+            .order_by(Transaction.source, Transaction.account_ref, Transaction.source_id)
+        )
+    )
+
+
+def build_frames(
+    session: Session, window: tuple[dt.date, dt.date]
+) -> tuple[dict[str, pd.DataFrame], set[str]]:
+    """The engine's §4.3 text frames for the window, and the transaction refs it will decide."""
+    transactions = _window_transactions(session, window)
+    allocations = _live_allocations(session)
+    decided_by_people = {a.transaction_ref for a in allocations if a.origin != "engine"}
+    window_refs = {
+        transaction_ref(t.source, t.account_ref, t.source_id)
+        for t in transactions
+        if t.status == "booked"
+    } - decided_by_people
+    recorded = list(session.scalars(select(RecordedPayment)))
+    in_whmcs = {(r.invoice_id, r.transid) for r in recorded if r.transid}
+    held_elsewhere: dict[str, int] = defaultdict(int)
+    for allocation in allocations:
+        if allocation.transaction_ref in window_refs:
+            continue  # recomputed by this run
+        transid = split_transaction_ref(allocation.transaction_ref)[2]
+        if (allocation.invoice_id, transid) not in in_whmcs:
+            held_elsewhere[allocation.invoice_id] += allocation.amount_minor
+    invoices = list(session.scalars(select(Invoice).order_by(Invoice.invoice_id)))
+    invoice_rows = [
+        {
+            "invoice_id": i.invoice_id,
+            "invoice_num": _text(i.invoice_num),
+            "client_id": i.client_id,
+            "client_name": _text(i.client_name),
+            "company_name": _text(i.company_name),
+            "issued_on": i.issued_on.isoformat(),
+            "due_on": (i.due_on or i.issued_on).isoformat(),
+            "total": format_amount(i.total_minor, i.currency),
+            "balance": format_amount(
+                max(0, i.balance_minor - held_elsewhere.get(i.invoice_id, 0)), i.currency
+            ),
+            "currency": i.currency,
+            "status": i.status,
+        }
+        for i in invoices
+    ]
+    txn_rows: list[dict[str, str]] = []
+    fee_refs: dict[str, str] = {}
+    for t in transactions:
+        ref = transaction_ref(t.source, t.account_ref, t.source_id)
+        if ref not in window_refs:
+            continue
+        txn_rows.append(
+            {
+                "transaction_id": ref,
+                "source": t.source,
+                "account_id": t.account_ref,
+                "booked_on": t.booked_on.isoformat(),
+                "amount": format_amount(t.amount_minor, t.currency),
+                "currency": t.currency,
+                "counterparty": _text(t.counterparty),
+                "reference": _text(t.reference),
+            }
+        )
+        if t.fee_minor and t.kind != "fee":
+            # Providers net their fee out of the payout; the engine sees it as its own line.
+            fee_refs[t.source_id] = f"{ref}:fee"
+            txn_rows.append(
+                {
+                    **txn_rows[-1],
+                    "transaction_id": f"{ref}:fee",
+                    "amount": format_amount(-t.fee_minor, t.currency),
+                    "counterparty": "",
+                    "reference": f"{t.source.capitalize()} fee for {t.source_id}",
+                }
+            )
+    recorded_rows = [
+        {
+            "whmcs_txn_id": r.whmcs_txn_id,
+            "invoice_id": _text(r.invoice_id),
+            "recorded_on": r.recorded_on.isoformat(),
+            "amount": format_amount(r.amount_minor, r.currency),
+            "fees": format_amount(r.fees_minor, r.currency),
+            "currency": r.currency,
+            "gateway": _text(r.gateway),
+            "transid": _text(r.transid),
+        }
+        for r in recorded
+        if window[0] <= r.recorded_on <= window[1] and r.invoice_id
+    ]
+    margin = dt.timedelta(days=PAYOUT_MARGIN_DAYS)
+    payouts = list(
+        session.scalars(
+            select(Payout).where(
+                Payout.arrival_on >= window[0] - margin, Payout.arrival_on <= window[1] + margin
+            )
+        )
+    )
+    payout_ids = {p.payout_id for p in payouts}
+    ref_of = {
+        (t.source, t.source_id): transaction_ref(t.source, t.account_ref, t.source_id)
+        for t in transactions
+    }
+    line_rows: list[dict[str, str]] = []
+    known = {row["transaction_id"] for row in txn_rows}
+    for line in session.scalars(select(PayoutLine).order_by(PayoutLine.id)):
+        if line.payout_id not in payout_ids:
+            continue
+        source = "gocardless" if line.source == "gocardless_payments" else line.source
+        line_ref = ref_of.get((source, line.transaction_id))
+        if line_ref is None or line_ref not in known:
+            continue
+        line_rows.append({"payout_id": line.payout_id, "transaction_id": line_ref})
+        if line.transaction_id in fee_refs:
+            line_rows.append(
+                {"payout_id": line.payout_id, "transaction_id": fee_refs[line.transaction_id]}
+            )
+    payout_rows = [
+        {
+            "payout_id": p.payout_id,
+            "source": "gocardless" if p.source == "gocardless_payments" else p.source,
+            "arrival_on": p.arrival_on.isoformat(),
+            "amount": format_amount(p.amount_minor, p.currency),
+            "currency": p.currency,
+            "status": p.status,
+        }
+        for p in payouts
+    ]
+    frames = {
+        "invoices": pd.DataFrame(invoice_rows, columns=list(_INVOICE_COLUMNS), dtype="str"),
+        "transactions": pd.DataFrame(txn_rows, columns=list(_TXN_COLUMNS), dtype="str"),
+        "recorded": pd.DataFrame(recorded_rows, columns=list(_RECORDED_COLUMNS), dtype="str"),
+        "payouts": pd.DataFrame(payout_rows, columns=list(_PAYOUT_COLUMNS), dtype="str"),
+        "payout_lines": pd.DataFrame(
+            line_rows, columns=["payout_id", "transaction_id"], dtype="str"
+        ),
+    }
+    return frames, window_refs
+
+
+_INVOICE_COLUMNS = ("invoice_id", "invoice_num", "client_id", "client_name", "company_name",
+                    "issued_on", "due_on", "total", "balance", "currency", "status")  # fmt: skip
+_TXN_COLUMNS = ("transaction_id", "source", "account_id", "booked_on", "amount", "currency",
+                "counterparty", "reference")  # fmt: skip
+_RECORDED_COLUMNS = ("whmcs_txn_id", "invoice_id", "recorded_on", "amount", "fees", "currency",
+                     "gateway", "transid")  # fmt: skip
+_PAYOUT_COLUMNS = ("payout_id", "source", "arrival_on", "amount", "currency", "status")
+
+
+def matching_config(settings: TenantSettings) -> MatchConfig:
+    """The engine's thresholds and numbering format from the tenant's settings."""
+    values: dict[str, Any] = {
+        "auto_threshold": settings.auto_threshold,
+        "review_threshold": settings.review_threshold,
+    }
+    if settings.whmcs.invoice_number_format:
+        values["invoice_number_format"] = settings.whmcs.invoice_number_format
+    return config_from_mapping(values, "tenant settings")
+
+
+def run_engine(frames: dict[str, pd.DataFrame], config: MatchConfig) -> MatchResult:
+    """The matching engine on the window's frames."""
+    inputs = inputs_from_frames(
+        frames["invoices"],
+        frames["transactions"],
+        frames["recorded"],
+        frames["payouts"],
+        frames["payout_lines"],
+    )
+    return match(inputs, config)
+
+
+def _applied(session: Session) -> set[tuple[str, str]]:
+    return {
+        (a.invoice_id, a.transid)
+        for a in session.scalars(select(AppliedPayment).where(AppliedPayment.state != "failed"))
+    }
+
+
+def store_allocations(
+    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
+) -> tuple[int, int, dict[str, int]]:
+    """Replace this window's unapplied engine proposals with the engine's new ones."""
+    applied = _applied(session)
+    wanted: dict[str, dict[str, Any]] = {}
+    for row in result.allocations.to_dict("records"):
+        ref = str(row["transaction_id"])
+        if ref.endswith(":fee"):
+            continue
+        key = _key(tenant_id, ref, row["invoice_id"], "engine")
+        wanted[key] = {
+            "transaction_ref": ref,
+            "invoice_id": str(row["invoice_id"]),
+            "amount_minor": int(row["amount"]),
+            "currency": str(row["currency"]),
+            "rule": str(row["rule"]),
+            "confidence": int(row["confidence"]),
+            "decision": str(row["decision"]),
+        }
+    existing = (
+        {
+            a.allocation_key: a
+            for a in session.scalars(
+                select(Allocation).where(
+                    Allocation.origin == "engine", Allocation.transaction_ref.in_(window_refs)
+                )
+            )
+        }
+        if window_refs
+        else {}
+    )
+    for key, allocation in existing.items():
+        transid = split_transaction_ref(allocation.transaction_ref)[2]
+        frozen = (allocation.invoice_id, transid) in applied
+        if key not in wanted and not frozen:
+            session.delete(allocation)
+        elif key in wanted and not frozen:
+            values = wanted[key]
+            if any(getattr(allocation, f) != v for f, v in values.items()):
+                for field_name, value in values.items():
+                    setattr(allocation, field_name, value)
+                allocation.run_id = run_id
+    for key, values in wanted.items():
+        if key not in existing:
+            session.add(
+                Allocation(
+                    tenant_id=tenant_id,
+                    allocation_key=key,
+                    run_id=run_id,
+                    origin="engine",
+                    **values,
+                )
+            )
+    auto = sum(1 for v in wanted.values() if v["decision"] == "auto")
+    sums: dict[str, int] = defaultdict(int)
+    for values in wanted.values():
+        if values["decision"] == "auto":
+            sums[values["currency"]] += values["amount_minor"]
+    return auto, len(wanted) - auto, dict(sums)
+
+
+def store_exceptions(
+    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
+) -> int:
+    """Upsert the engine's exceptions; drop this window's earlier ones nobody has touched."""
+    wanted: dict[str, dict[str, Any]] = {}
+    for row in result.exceptions.to_dict("records"):
+        ref = _text(row["transaction_id"]) or None
+        invoice = str(row["invoice_id"]) if int(row["invoice_id"] or 0) else None
+        key = _key(tenant_id, row["kind"], ref, invoice)
+        wanted[key] = {
+            "kind": str(row["kind"]),
+            "transaction_ref": ref,
+            "invoice_id": invoice,
+            "amount_minor": int(row["amount"]),
+            "currency": _text(row.get("currency")) or None,
+            "detail": _text(row["detail"]),
+        }
+    existing = (
+        {
+            e.exception_key: e
+            for e in session.scalars(
+                select(ReconException).where(ReconException.exception_key.in_(list(wanted)))
+            )
+        }
+        if wanted
+        else {}
+    )
+    for key, values in wanted.items():
+        current = existing.get(key)
+        if current is None:
+            session.add(
+                ReconException(tenant_id=tenant_id, exception_key=key, run_id=run_id, **values)
+            )
+        elif current.status == "open" and any(getattr(current, f) != v for f, v in values.items()):
+            for field_name, value in values.items():
+                setattr(current, field_name, value)
+            current.run_id = run_id
+    if window_refs:
+        commented = select(ExceptionComment.exception_id)
+        stale = session.scalars(
+            select(ReconException).where(
+                ReconException.transaction_ref.in_(window_refs),
+                ReconException.status == "open",
+                ReconException.assignee.is_(None),
+                ReconException.kind != "apply_failed",
+                ReconException.exception_key.not_in(list(wanted))
+                if wanted
+                else ReconException.id.is_not(None),
+                ReconException.id.not_in(commented),
+            )
+        ).all()
+        for exception in stale:
+            session.delete(exception)
+    return len(wanted)
+
+
+def store_payout_matches(
+    session: Session, tenant_id: str, run_id: str, result: MatchResult
+) -> None:
+    """Keep each payout ↔ bank credit link (replacing the engine's earlier link for it)."""
+    for row in result.payout_matches.to_dict("records"):
+        key = _key(tenant_id, "payout_bank", row["payout_id"])
+        current = session.scalar(select(Match).where(Match.match_key == key))
+        values = {
+            "kind": "payout_bank",
+            "left_ref": str(row["payout_id"]),
+            "right_ref": str(row["transaction_id"]),
+            "rule": "payout_amount_date",
+            "confidence": 100,
+            "amount_minor": int(row["amount"]),
+        }
+        if current is None:
+            session.add(Match(tenant_id=tenant_id, match_key=key, run_id=run_id, **values))
+        elif any(getattr(current, f) != v for f, v in values.items()):
+            for field_name, value in values.items():
+                setattr(current, field_name, value)
+            current.run_id = run_id
+
+
+def reconcile_window(
+    engine: Engine,
+    tenant_id: str,
+    window: tuple[dt.date, dt.date],
+    *,
+    run_id: str,
+    config: MatchConfig | None = None,
+) -> ReconcileSummary:
+    """Read, match and store in one transaction: a crash leaves the previous results."""
+    with tenant_session(engine, tenant_id) as session:
+        frames, window_refs = build_frames(session, window)
+        result = run_engine(frames, config or MatchConfig())
+        auto, review, sums = store_allocations(session, tenant_id, run_id, result, window_refs)
+        exceptions = store_exceptions(session, tenant_id, run_id, result, window_refs)
+        store_payout_matches(session, tenant_id, run_id, result)
+    log.info(
+        "reconciled %s %s..%s: %d auto, %d review, %d exceptions",
+        tenant_id, window[0], window[1], auto, review, exceptions,
+    )  # fmt: skip
+    return ReconcileSummary(
+        transactions=len(frames["transactions"]),
+        invoices=len(frames["invoices"]),
+        allocations_auto=auto,
+        allocations_review=review,
+        exceptions=exceptions,
+        allocated_minor=sums,
+        stats=dict(result.stats),
+    )
