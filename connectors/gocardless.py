@@ -30,12 +30,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
 
+from connectors.closing import Closing
 from connectors.http import (
     HttpPolicy,
     PolicyClient,
@@ -159,7 +159,7 @@ class _Tokens:
 # -- the client ------------------------------------------------------------------------------------
 
 
-class GoCardlessClient:
+class GoCardlessClient(Closing):
     """Bank Account Data over `PolicyClient`; a context manager that closes its connections."""
 
     def __init__(
@@ -441,17 +441,6 @@ class GoCardlessClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-    def __enter__(self) -> GoCardlessClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- client helpers --------------------------------------------------------------------------------

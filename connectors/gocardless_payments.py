@@ -20,10 +20,10 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
+from connectors.closing import Closing
 from connectors.http import HttpPolicy, PolicyClient, ProviderRejectedError, ProviderResponseError
 from recon.redaction import register_secret
 from tasks.land import Page
@@ -43,7 +43,7 @@ Window = tuple[dt.date, dt.date]
 OnPage = Callable[[Page], None]
 
 
-class GoCardlessPaymentsClient:
+class GoCardlessPaymentsClient(Closing):
     """The Payments API over `PolicyClient`; a context manager that closes its connections."""
 
     def __init__(
@@ -161,17 +161,6 @@ class GoCardlessPaymentsClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-    def __enter__(self) -> GoCardlessPaymentsClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- pure helpers ----------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import httpx
 
+from connectors.closing import Closing
 from recon.errors import ReconError
 from recon.redaction import MASK, redact
 
@@ -360,7 +360,7 @@ class _Failure:
     response: httpx.Response | None = None
 
 
-class PolicyClient:
+class PolicyClient(Closing):
     """An `httpx.Client` that applies an `HttpPolicy` to every call; a context manager."""
 
     def __init__(
@@ -583,17 +583,6 @@ class PolicyClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
-
-    def __enter__(self) -> PolicyClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -42,6 +41,7 @@ from stripe.params import (
     RefundListParams,
 )
 
+from connectors.closing import Closing
 from connectors.http import (
     HttpPolicy,
     ProviderError,
@@ -529,7 +529,7 @@ class _Call:
         return redact(f"{self.path}?{self.request_key}" if self.request_key else self.path)
 
 
-class StripeClient:
+class StripeClient(Closing):
     """Reads a Stripe account through the official SDK; a context manager."""
 
     def __init__(
@@ -846,17 +846,6 @@ class StripeClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._transport.close()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
-
-    def __enter__(self) -> StripeClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _automatic_payouts(pages: Iterable[Page]) -> list[str]:

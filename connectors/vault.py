@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +23,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from connectors.closing import Closing
 from recon.errors import ConfigError, SecretUnavailableError
 from recon.redaction import register_secret
 
@@ -88,7 +88,7 @@ class _Lease:
     full_ttl: int  # the TTL a renewal should restore; less means the max TTL was reached
 
 
-class VaultClient:
+class VaultClient(Closing):
     """Reads KV v2 secrets from Vault, keeping its token fresh. Safe to share between threads."""
 
     def __init__(
@@ -122,17 +122,6 @@ class VaultClient:
 
     def __repr__(self) -> str:
         return f"VaultClient(addr={self.addr!r}, auth={type(self._auth).__name__}, mount={self.mount!r})"
-
-    def __enter__(self) -> VaultClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the HTTP session."""

@@ -28,12 +28,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
 
+from connectors.closing import Closing
 from connectors.http import (
     BeforeRequest,
     HttpPolicy,
@@ -114,7 +114,7 @@ class RecordedPayment:
     created: bool
 
 
-class WhmcsClient:
+class WhmcsClient(Closing):
     """The WHMCS API over `PolicyClient`; a context manager that closes its connections."""
 
     def __init__(
@@ -421,17 +421,6 @@ class WhmcsClient:
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
-
-    def __enter__(self) -> WhmcsClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- parsing (pure; shared with the database mode) --------------------------------------------
