@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from recon.cli import audit, db, sandbox, tenant, webhooks
+from recon.cli.apply import apply_command
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
 from recon.cli.match import match_command
@@ -62,6 +63,7 @@ def doctor_command() -> None:
 app.command("demo")(demo_command)
 app.command("run")(run_command)
 app.command("match")(match_command)
+app.command("apply")(apply_command)
 
 
 def _fail(message: str, code: int) -> int:

@@ -12,7 +12,14 @@ from connectors.sandbox.whmcs import WhmcsState
 from connectors.whmcs import RecordedPayment, WhmcsClient
 from recon.audit import verify_chain
 from recon.canonical import transaction_ref
-from recon.db.models import Allocation, AppliedPayment, AuditEntry, ReconException, Transaction
+from recon.db.models import (
+    Allocation,
+    AppliedPayment,
+    AuditEntry,
+    ReconException,
+    Tenant,
+    Transaction,
+)
 from recon.db.tenancy import admin_session, tenant_session
 from recon.money import to_minor
 from recon.tenants import TenantSettings, add_tenant
@@ -134,3 +141,30 @@ def test_a_refused_payment_becomes_an_exception_for_a_person(
         assert problem.kind == "apply_failed" and "USD" in problem.detail
     again = apply_payments(engine, TENANT, whmcs_client)
     assert again.applied == 0 and again.failed == []  # waits for a person, not retried blindly
+
+
+def test_apply_command_dry_run_then_apply(
+    engine: Engine,
+    whmcs_state: WhmcsState,
+    whmcs_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from recon.cli.main import main
+    from tests.integration.whmcs_fixtures import API_SECRET, IDENTIFIER
+
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _allocate(engine, invoice_id, balance)
+    with admin_session(engine) as session:
+        tenant = session.get(Tenant, TENANT)
+        assert tenant is not None
+        tenant.settings = {**tenant.settings, "whmcs": {"base_url": whmcs_server.url}}
+    monkeypatch.setenv("RECON_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("RECON_SECRET_ACME__WHMCS_API_IDENTIFIER", IDENTIFIER)
+    monkeypatch.setenv("RECON_SECRET_ACME__WHMCS_API_SECRET", API_SECRET)
+    assert main(["apply", "--tenant", TENANT, "--dry-run"]) == 0
+    assert str(invoice_id) in capsys.readouterr().out
+    assert whmcs_state.payments(invoice_id, "bank-tx-1") == []
+    assert main(["apply", "--tenant", TENANT]) == 0
+    assert "applied 1" in capsys.readouterr().out
+    assert len(whmcs_state.payments(invoice_id, "bank-tx-1")) == 1

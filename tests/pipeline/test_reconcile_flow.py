@@ -124,3 +124,20 @@ def test_overlapping_windows_end_where_one_run_over_their_union_ends(
     for table in ("transactions", "invoices", "payouts", "payout_lines"):
         assert pieces[table] == union[table], table
     assert pieces["allocations"] == union["allocations"]
+
+
+def test_backfill_runs_period_by_period_and_resumes_where_it_stopped(pipeline: Pipeline) -> None:
+    from flows.backfill import backfill, periods
+
+    window = (WINDOW[1] - dt.timedelta(days=20), WINDOW[1])
+    cuts = periods(*window, 7)
+    assert cuts[0] == (window[0], window[0] + dt.timedelta(days=6)) and cuts[-1][1] == window[1]
+    run(cuts[0])  # as if a first backfill got this far and then failed
+    pipeline.sandbox.faults["whmcs"].status(500)
+    with pytest.raises(ProviderUnavailableError):
+        backfill(tenant=TENANT, date_from=window[0], date_to=window[1])
+    pipeline.sandbox.faults["whmcs"].clear()
+    resumed = backfill(tenant=TENANT, date_from=window[0], date_to=window[1])
+    assert resumed == {"periods": 3, "skipped": 1, "ran": 2}
+    again = backfill(tenant=TENANT, date_from=window[0], date_to=window[1])
+    assert again == {"periods": 3, "skipped": 3, "ran": 0}
