@@ -21,7 +21,7 @@ from recon.tenants import get_tenant, parse_settings
 from tasks.extract import SourceContext, SourceResult, plan_sources
 from tasks.prefect_tasks import apply_task, extract_task, reconcile_task
 from tasks.reconcile import matching_config
-from tasks.runs import finish_run, start_run
+from tasks.runs import finish_run, mark_crashed_runs, start_run
 
 RUN_COMPLETED = "recon.run.completed"
 log = logging.getLogger("recon.flow")
@@ -63,6 +63,8 @@ def reconcile(
     plan = plan_sources(settings, set(sources) if sources else None)
     window = (date_from, date_to)
     with tenant_lock(engine, tenant):
+        if crashed := mark_crashed_runs(engine, tenant):
+            log.warning("closed %d earlier run(s) of %s that stopped half-way", crashed, tenant)
         run_id = start_run(
             engine, tenant, window, [s.kind for s in plan], flow_run_id=flow_run.get_id()
         )

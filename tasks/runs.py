@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from recon.db.base import utcnow
 from recon.db.models import Run
@@ -38,6 +38,21 @@ def start_run(
             )
         )
     return run_id
+
+
+def mark_crashed_runs(engine: Engine, tenant_id: str) -> int:
+    """Close the tenant's runs still marked running as `crashed`; returns how many.
+
+    Call it only while holding the tenant's writer lock: holding it proves that whoever wrote
+    those rows is gone (the lock dies with its process).
+    """
+    with tenant_session(engine, tenant_id) as session:
+        stale = session.scalars(select(Run).where(Run.status == "running")).all()
+        for run in stale:
+            run.status = "crashed"
+            run.finished_at = utcnow()
+            run.error = "the process running it stopped before it finished"
+        return len(stale)
 
 
 def finish_run(

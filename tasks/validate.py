@@ -15,12 +15,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import great_expectations as gx
 import pandas as pd
-from great_expectations.data_context.types.base import ProgressBarsConfig
 from sqlalchemy.orm import Session
 
-from expectations.suites import SUITES, build_suite
 from recon.db.models import ValidationResult
 from recon.errors import ReconError
 from tasks.load import Batch, Reject
@@ -117,6 +114,12 @@ _context: Any = None
 
 def _gx_context() -> Any:
     """One ephemeral GX context per process, with every suite registered."""
+    # GX takes seconds to import: only a process that validates pays for it.
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from expectations.suites import SUITES, build_suite
+
     global _context
     with _context_lock:
         if _context is None:
