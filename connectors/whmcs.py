@@ -42,6 +42,7 @@ from connectors.http import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
+from recon.canonical import INVOICES, RECORDED
 from recon.errors import ReconError
 from recon.money import MoneyError, format_amount, minor_exponent, normalise_currency, to_minor
 from recon.redaction import register_secret
@@ -54,29 +55,9 @@ API_PATH = "/includes/api.php"
 OnPage = Callable[[str, str, int, bytes], None]
 """`on_page(endpoint, request_key, status, body)`: a raw read response, before parsing."""
 
-INVOICE_FRAME_COLUMNS = (
-    "invoice_id",
-    "invoice_num",
-    "client_id",
-    "client_name",
-    "company_name",
-    "issued_on",
-    "due_on",
-    "total_minor",
-    "balance_minor",
-    "currency",
-    "status",
-)
-RECORDED_FRAME_COLUMNS = (
-    "whmcs_txn_id",
-    "invoice_id",
-    "recorded_on",
-    "amount_minor",
-    "fees_minor",
-    "currency",
-    "gateway",
-    "transid",
-)
+# The canonical frames' columns: the connector's frames are what the loader takes.
+INVOICE_FRAME_COLUMNS = INVOICES.columns
+RECORDED_FRAME_COLUMNS = RECORDED.columns
 _INT_COLUMNS = frozenset(
     {
         "invoice_id",

@@ -7,9 +7,7 @@ sandbox's request log.
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
-import ipaddress
 import itertools
 import logging
 import socket
@@ -42,6 +40,7 @@ from connectors.vault import (
 )
 from recon.errors import ReconError, SecretUnavailableError
 from tests.integration.conftest import SANDBOX_EPOCH
+from tests.tls import write_self_signed_cert
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -87,40 +86,7 @@ def approle(sandbox_vault: VaultState) -> AppRoleAuth:
 @pytest.fixture(scope="module")
 def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 and its key (PEM file paths)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "recon sandbox")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
+    return write_self_signed_cert(tmp_path_factory.mktemp("tls"), "recon sandbox")
 
 
 @pytest.fixture

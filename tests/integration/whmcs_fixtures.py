@@ -28,6 +28,7 @@ from connectors.sandbox.whmcs import routes as whmcs_routes
 from connectors.whmcs import INVOICE_FRAME_COLUMNS, RECORDED_FRAME_COLUMNS, WhmcsClient
 from recon.money import to_minor
 from tests.services import MARIADB_START, require_service
+from tests.tls import write_self_signed_cert
 
 CANARY = f"CANARY-{uuid.uuid4()}"
 IDENTIFIER = f"{CANARY}-identifier"
@@ -374,43 +375,7 @@ def load_whmcs_tables(database: str, tables: dict[str, list[dict[str, Any]]]) ->
 @pytest.fixture(scope="session")
 def self_signed_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 and its private key, as PEM file paths."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "whmcs sandbox")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("whmcs-tls")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
+    return write_self_signed_cert(tmp_path_factory.mktemp("whmcs-tls"), "whmcs sandbox")
 
 
 def wait_for_requests(plan: Any, count: int, timeout: float = 5.0, **match: Any) -> int:
