@@ -58,9 +58,13 @@ def exact_subsets(problem: I64, amount: I64, targets: I64, max_members: int) -> 
             chunk = ids[lo : lo + step]
             positions = starts[chunk][:, None] + np.arange(size)[None, :]
             values = amount[order[positions]]
+            # Sums saturate one past the target: amounts (balances, never negative) reach 2**62,
+            # so a plain int64 sum of a dozen could wrap round onto the target.
+            cap = np.maximum(targets[chunk], -1)[:, None] + 1
             sums = np.zeros((len(chunk), 1), dtype=np.int64)
             for k in range(size):
-                sums = np.concatenate([sums, sums + values[:, k : k + 1]], axis=1)
+                step_up = np.minimum(values[:, k : k + 1], cap - sums)
+                sums = np.concatenate([sums, sums + step_up], axis=1)
             hit = (sums == targets[chunk][:, None]) & big_enough[None, :]
             solutions[chunk] = hit.sum(axis=1)
             solved = np.flatnonzero(solutions[chunk] > 0)

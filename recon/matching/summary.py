@@ -10,19 +10,32 @@ from rich.table import Table
 
 from recon.matching.config import MatchConfig
 from recon.matching.frames import MatchInputs, MatchResult
-from recon.matching.parsing import format_minor
-from recon.money import minor_exponent
+from recon.money import format_amount
+
+LOW_MASK = np.int64(2**31 - 1)
 
 
 def _sums(frame: pd.DataFrame) -> dict[str, str]:
-    """Sum of `amount` per currency, as decimal strings."""
+    """Sum of `amount` per currency, as exact decimal strings.
+
+    Amounts may be up to 2**62 minor units each, so an int64 sum can wrap: each amount is split
+    into a high and a low 31-bit part, summed separately (neither can wrap below 2**31 rows) and
+    joined as Python integers.
+    """
     if frame.empty:
         return {}
-    totals = frame.groupby("currency", sort=True)["amount"].sum()
-    currencies = [str(c) for c in totals.index]
-    exponents = np.array([minor_exponent(c) for c in currencies], dtype=np.int64)
-    text = format_minor(totals.to_numpy(dtype=np.int64), exponents).to_pylist()
-    return dict(zip(currencies, text, strict=True))
+    amount = frame["amount"].to_numpy(dtype=np.int64)
+    parts = pd.DataFrame(
+        {"currency": frame["currency"].to_numpy(), "high": amount >> 31, "low": amount & LOW_MASK}
+    )
+    totals = parts.groupby("currency", sort=True)[["high", "low"]].sum()
+    out: dict[str, str] = {}
+    for currency, high, low in zip(
+        totals.index, totals["high"].tolist(), totals["low"].tolist(), strict=True
+    ):
+        code = str(currency)
+        out[code] = format_amount(int(high) * 2**31 + int(low), code)
+    return out
 
 
 def build_summary(

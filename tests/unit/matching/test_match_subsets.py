@@ -49,3 +49,13 @@ def test_cap_limits_the_search() -> None:
     assert capped.solutions[0] == 0
     full = exact_subsets(problem, amount, np.array([108]), max_members=5)
     assert full.solutions[0] == 1
+
+
+def test_sums_that_wrap_int64_are_not_solutions() -> None:
+    """Five invoices just under 2**62 minor units add to 2**64 + 4: a payment of 4 is no fit."""
+    big = (2**64 + 4) // 5
+    assert 5 * big == 2**64 + 4 and big < 2**62
+    solved = exact_subsets(
+        np.zeros(5, np.int64), np.full(5, big, np.int64), np.array([4], np.int64), max_members=12
+    )
+    assert solved.solutions.tolist() == [0] and len(solved.member_row) == 0
