@@ -1,27 +1,65 @@
-"""The audit log: append-only and hash-chained per tenant.
+"""The audit log: append-only, keyed and hash-chained per tenant, anchored outside the database.
 
-Each entry's hash is SHA-256 over the previous entry's hash and the canonical JSON of the entry
-(sorted keys, no whitespace, UTF-8). Editing, deleting or reordering any entry breaks the chain at
-that point, and `verify_chain` names the first entry where it breaks.
+Each entry's hash is HMAC-SHA256, keyed with the `audit_chain_key` secret, over the previous
+entry's hash and the canonical JSON of the entry (sorted keys, no whitespace, UTF-8). Editing,
+deleting or reordering an entry breaks the chain at that point, and whoever owns the table cannot
+recompute the hashes without the key; `verify_chain` names the first entry where it breaks. A
+tenant without entries is broken too (every chain starts with `tenant.added`).
+
+Entries written before the chain was keyed (`chain_version` 1) carry a plain SHA-256 hash. They
+verify only as a prefix that a keyed entry follows (whose HMAC covers their head hash); an
+unkeyed entry after a keyed one, or a chain ending in unkeyed entries, is broken.
+
+Deleting the newest entries leaves a shorter chain that still verifies, so the head is also
+anchored outside the database: an `Anchor` (tenant, seq, head hash, time, key id, HMAC
+signature) is written to a file or carried by a run summary, and `check_anchor` fails when the
+chain no longer holds the entry the anchor saw.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import os
+import re
+import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from recon.db.base import utcnow
 from recon.db.models import AuditEntry
-from recon.db.tenancy import TENANT_KEY
+from recon.db.tenancy import TENANT_KEY, tenant_session
+from recon.errors import ConfigError, InputFileError, ReconError
+
+if TYPE_CHECKING:
+    from recon.secrets import SecretResolver
 
 GENESIS_HASH = "0" * 64
+CHAIN_SHA256 = 1
+"""Chain format of entries written before the chain was keyed: plain SHA-256."""
+CHAIN_HMAC = 2
+"""Chain format of keyed entries: HMAC-SHA256 with `audit_chain_key`."""
+ANCHOR_FORMAT = "recon-audit-anchor/1"
+MIN_KEY_LENGTH = 32
+_SESSION_KEY = "recon_audit_chain_key"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+
+class AuditChainBrokenError(ReconError):
+    """A tenant's audit chain does not verify, or lost what an anchor saw."""
+
+    exit_code = 7
+
+
+class AnchorFileError(InputFileError):
+    """An anchor file is unreadable or not an anchor."""
 
 
 def canonical_json(value: Mapping[str, Any]) -> str:
@@ -36,9 +74,90 @@ def _timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+# -- the key ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """The chain's HMAC key, split by purpose; `key_id` names it without revealing it."""
+
+    chain: bytes = field(repr=False)
+    anchor: bytes = field(repr=False)
+    key_id: str
+
+    @classmethod
+    def from_secret(cls, value: str) -> ChainKey:
+        """Derive the chain, anchor and id keys from the `audit_chain_key` secret."""
+        if len(value) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"secret audit_chain_key is too short ({len(value)} characters): use at least "
+                f"{MIN_KEY_LENGTH} random characters, e.g. from `openssl rand -hex 32`"
+            )
+        secret = value.encode("utf-8")
+
+        def derive(purpose: str) -> bytes:
+            return hmac.new(secret, purpose.encode("ascii"), hashlib.sha256).digest()
+
+        return cls(
+            chain=derive("recon audit chain v2"),
+            anchor=derive("recon audit anchor v1"),
+            key_id=derive("recon audit key id").hex()[:16],
+        )
+
+
+_key_cache: dict[str, ChainKey] = {}
+_key_cache_lock = threading.Lock()
+
+
+def resolve_chain_key(resolver: SecretResolver | None = None) -> ChainKey:
+    """The chain key from the secrets registry (Vault; in development RECON_SECRET_AUDIT_CHAIN_KEY).
+
+    Without a resolver the process settings are read and the key is cached per configuration, so
+    appending many entries does not read Vault each time. A missing key raises
+    SecretUnavailableError naming `audit_chain_key`; no key is ever generated.
+    """
+    from recon.redaction import register_secret
+    from recon.runtime import load_settings
+    from recon.secrets import AUDIT_CHAIN_KEY, SecretResolver, env_var_name
+
+    if resolver is not None:
+        return ChainKey.from_secret(resolver.get(AUDIT_CHAIN_KEY))
+    settings = load_settings()
+    parts = [settings.model_dump_json(), os.environ.get(env_var_name(AUDIT_CHAIN_KEY)) or ""]
+    for secret in (settings.vault_token, settings.vault_role_id, settings.vault_secret_id):
+        parts.append(secret.get_secret_value() if secret is not None else "")
+    fingerprint = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+    with _key_cache_lock:
+        cached = _key_cache.get(fingerprint)
+    if cached is not None:
+        return cached
+    value = SecretResolver(settings).get(AUDIT_CHAIN_KEY)
+    register_secret(value)
+    key = ChainKey.from_secret(value)
+    with _key_cache_lock:
+        _key_cache[fingerprint] = key
+    return key
+
+
+def bind_chain_key(session: Session, key: ChainKey) -> None:
+    """Make `append` on this session use `key` (e.g. one resolved by the caller's runtime)."""
+    session.info[_SESSION_KEY] = key
+
+
+def _session_key(session: Session) -> ChainKey:
+    key = session.info.get(_SESSION_KEY)
+    if not isinstance(key, ChainKey):
+        key = resolve_chain_key()
+        bind_chain_key(session, key)
+    return key
+
+
+# -- entries ---------------------------------------------------------------------------------------
+
+
 def entry_payload(entry: AuditEntry) -> dict[str, Any]:
-    """The fields an entry's hash covers."""
-    return {
+    """The fields an entry's hash covers (keyed entries also cover their format and key id)."""
+    payload: dict[str, Any] = {
         "tenant_id": entry.tenant_id,
         "seq": entry.seq,
         "occurred_at": _timestamp(entry.occurred_at),
@@ -48,14 +167,24 @@ def entry_payload(entry: AuditEntry) -> dict[str, Any]:
         "entity_id": entry.entity_id,
         "details": entry.details,
     }
+    if (entry.chain_version or CHAIN_SHA256) >= CHAIN_HMAC:
+        payload["chain_version"] = entry.chain_version
+        payload["key_id"] = entry.key_id
+    return payload
 
 
 def compute_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
-    """SHA-256 of the previous hash followed by the canonical payload."""
+    """Format 1 (unkeyed): SHA-256 of the previous hash followed by the canonical payload."""
     digest = hashlib.sha256()
     digest.update(prev_hash.encode("ascii"))
     digest.update(canonical_json(payload).encode("utf-8"))
     return digest.hexdigest()
+
+
+def compute_keyed_hash(key: ChainKey, prev_hash: str, payload: Mapping[str, Any]) -> str:
+    """Format 2: HMAC-SHA256 of the previous hash followed by the canonical payload."""
+    message = prev_hash.encode("ascii") + canonical_json(payload).encode("utf-8")
+    return hmac.new(key.chain, message, hashlib.sha256).hexdigest()
 
 
 def _lock_chain(session: Session, tenant_id: str) -> None:
@@ -76,11 +205,16 @@ def append(
     entity_id: str,
     details: Mapping[str, Any] | None = None,
     tenant_id: str | None = None,
+    key: ChainKey | None = None,
 ) -> AuditEntry:
-    """Append one entry to the tenant's chain inside the caller's transaction."""
+    """Append one keyed entry to the tenant's chain inside the caller's transaction.
+
+    The key comes from `key`, else from `bind_chain_key`, else from the secrets registry.
+    """
     tenant = tenant_id or session.info.get(TENANT_KEY)
     if not isinstance(tenant, str) or not tenant:
         raise ValueError("an audit entry needs a tenant")
+    chain_key = key or _session_key(session)  # resolved before the lock: it may read Vault
     _lock_chain(session, tenant)
     last = session.execute(
         select(AuditEntry.seq, AuditEntry.entry_hash)
@@ -100,23 +234,32 @@ def append(
         details=json.loads(canonical_json(dict(details or {}))),
         prev_hash=prev_hash,
         entry_hash="",
+        chain_version=CHAIN_HMAC,
+        key_id=chain_key.key_id,
     )
-    entry.entry_hash = compute_hash(prev_hash, entry_payload(entry))
+    entry.entry_hash = compute_keyed_hash(chain_key, prev_hash, entry_payload(entry))
     session.add(entry)
     session.flush()
     return entry
 
 
+# -- verification ----------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ChainBreak:
-    """Where and why a tenant's chain stops verifying."""
+    """Where and why a tenant's chain stops verifying (`entry_id` None: no entry to name)."""
 
     tenant_id: str
     seq: int
-    entry_id: int
+    entry_id: int | None
     reason: str
+    kind: str = "broken"
+    """`broken`, `empty` (no entries at all) or `unkeyed` (the chain ends in unkeyed entries)."""
 
     def __str__(self) -> str:
+        if self.entry_id is None:
+            return f"tenant {self.tenant_id}: {self.reason}"
         return f"tenant {self.tenant_id}: entry seq {self.seq} (id {self.entry_id}) {self.reason}"
 
 
@@ -128,6 +271,7 @@ class ChainReport:
     entries: int
     head_hash: str
     first_break: ChainBreak | None
+    head_seq: int = 0
 
     @property
     def ok(self) -> bool:
@@ -135,11 +279,34 @@ class ChainReport:
         return self.first_break is None
 
 
-def verify_entries(tenant_id: str, entries: Iterable[AuditEntry]) -> ChainReport:
+def _entry_problem(entry: AuditEntry, key: ChainKey, keyed_before: bool) -> str | None:
+    version = entry.chain_version or CHAIN_SHA256
+    if version == CHAIN_SHA256:
+        if keyed_before:
+            return "is an unkeyed entry after keyed ones (it was written without the key)"
+        if compute_hash(entry.prev_hash, entry_payload(entry)) != entry.entry_hash:
+            return "was changed after it was written (its hash does not match its content)"
+        return None
+    if version != CHAIN_HMAC:
+        return f"has an unknown chain format {version}"
+    if entry.key_id != key.key_id:
+        return (
+            f"was keyed with audit_chain_key id {entry.key_id}, not with the configured key "
+            f"(id {key.key_id}): the wrong key is configured, or the entry was forged"
+        )
+    if compute_keyed_hash(key, entry.prev_hash, entry_payload(entry)) != entry.entry_hash:
+        return "was changed after it was written (its HMAC does not match its content)"
+    return None
+
+
+def verify_entries(
+    tenant_id: str, entries: Iterable[AuditEntry], key: ChainKey | None = None
+) -> ChainReport:
     """Walk entries in id order (the order they were written) and report the first break."""
-    prev_hash = GENESIS_HASH
-    expected_seq = 1
-    count = 0
+    chain_key = key or resolve_chain_key()
+    prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
+    keyed_before = False
+    unkeyed_tail: AuditEntry | None = None
     for entry in entries:
         count += 1
         reason: str | None = None
@@ -149,20 +316,220 @@ def verify_entries(tenant_id: str, entries: Iterable[AuditEntry]) -> ChainReport
             )
         elif entry.prev_hash != prev_hash:
             reason = "does not point at the previous entry's hash (an entry before it changed)"
-        elif compute_hash(entry.prev_hash, entry_payload(entry)) != entry.entry_hash:
-            reason = "was changed after it was written (its hash does not match its content)"
+        else:
+            reason = _entry_problem(entry, chain_key, keyed_before)
         if reason is not None:
             return ChainReport(
-                tenant_id, count, prev_hash, ChainBreak(tenant_id, entry.seq, entry.id, reason)
+                tenant_id,
+                count,
+                prev_hash,
+                ChainBreak(tenant_id, entry.seq, entry.id, reason),
+                expected_seq - 1,
             )
+        if (entry.chain_version or CHAIN_SHA256) == CHAIN_HMAC:
+            keyed_before, unkeyed_tail = True, None
+        elif unkeyed_tail is None:
+            unkeyed_tail = entry
         prev_hash = entry.entry_hash
         expected_seq += 1
-    return ChainReport(tenant_id, count, prev_hash, None)
+    head_seq = expected_seq - 1
+    if count == 0:
+        reason = (
+            "has no audit entries: every chain starts with its tenant.added entry, so they were "
+            "deleted or truncated"
+        )
+        return ChainReport(
+            tenant_id, 0, prev_hash, ChainBreak(tenant_id, 0, None, reason, "empty"), 0
+        )
+    if unkeyed_tail is not None:
+        reason = (
+            "and every entry after it are not keyed with audit_chain_key, so nothing proves they "
+            "were not rewritten; if they were written before the chain was keyed, `recon audit "
+            f"seal --tenant {tenant_id}` binds them"
+        )
+        broken = ChainBreak(tenant_id, unkeyed_tail.seq, unkeyed_tail.id, reason, "unkeyed")
+        return ChainReport(tenant_id, count, prev_hash, broken, head_seq)
+    return ChainReport(tenant_id, count, prev_hash, None, head_seq)
 
 
-def verify_chain(session: Session, tenant_id: str) -> ChainReport:
+def verify_chain(session: Session, tenant_id: str, key: ChainKey | None = None) -> ChainReport:
     """Verify one tenant's whole chain as stored."""
+    chain_key = key or resolve_chain_key()
     entries = session.scalars(
         select(AuditEntry).where(AuditEntry.tenant_id == tenant_id).order_by(AuditEntry.id)
     )
-    return verify_entries(tenant_id, entries)
+    return verify_entries(tenant_id, entries, chain_key)
+
+
+# -- anchors ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A signed record of a chain's head, kept outside the database."""
+
+    tenant_id: str
+    seq: int
+    head_hash: str
+    anchored_at: dt.datetime
+    key_id: str
+    signature: str
+
+    def signed_fields(self) -> dict[str, Any]:
+        """What the signature covers."""
+        return {
+            "format": ANCHOR_FORMAT,
+            "tenant": self.tenant_id,
+            "seq": self.seq,
+            "head_hash": self.head_hash,
+            "anchored_at": _timestamp(self.anchored_at),
+            "key_id": self.key_id,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The anchor as JSON-ready fields (what files, run summaries and reports carry)."""
+        return {**self.signed_fields(), "signature": self.signature}
+
+    def to_json(self) -> str:
+        """The anchor file's text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: object) -> Anchor:
+        """Parse anchor fields; AnchorFileError naming the first bad field."""
+        if not isinstance(data, dict):
+            raise AnchorFileError("the anchor is not a JSON object")
+        if data.get("format") != ANCHOR_FORMAT:
+            raise AnchorFileError(f"the anchor's format is not {ANCHOR_FORMAT!r}")
+        tenant, seq, at = data.get("tenant"), data.get("seq"), data.get("anchored_at")
+        if not isinstance(tenant, str) or not tenant:
+            raise AnchorFileError("the anchor's tenant is missing")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise AnchorFileError("the anchor's seq is not a positive integer")
+        for name, pattern in (("head_hash", _HEX64), ("key_id", _HEX16), ("signature", _HEX64)):
+            value = data.get(name)
+            if not isinstance(value, str) or not pattern.match(value):
+                raise AnchorFileError(f"the anchor's {name} is missing or not hexadecimal")
+        try:
+            anchored_at = dt.datetime.fromisoformat(at) if isinstance(at, str) else None
+        except ValueError:
+            anchored_at = None
+        if anchored_at is None or anchored_at.tzinfo is None:
+            raise AnchorFileError("the anchor's anchored_at is not an ISO time with a zone")
+        return cls(tenant, seq, data["head_hash"], anchored_at, data["key_id"], data["signature"])
+
+
+def _anchor_signature(key: ChainKey, fields: Mapping[str, Any]) -> str:
+    return hmac.new(key.anchor, canonical_json(fields).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sign_anchor(
+    key: ChainKey, tenant_id: str, seq: int, head_hash: str, anchored_at: dt.datetime
+) -> Anchor:
+    """An anchor of (tenant, seq, head hash) at `anchored_at`, signed with the chain key."""
+    unsigned = Anchor(tenant_id, seq, head_hash, anchored_at, key.key_id, "")
+    return Anchor(
+        tenant_id,
+        seq,
+        head_hash,
+        anchored_at,
+        key.key_id,
+        _anchor_signature(key, unsigned.signed_fields()),
+    )
+
+
+def anchor_signature_problem(anchor: Anchor, key: ChainKey) -> str | None:
+    """Why the anchor's signature does not verify with `key`, or None when it does."""
+    if anchor.key_id != key.key_id:
+        return (
+            f"the anchor was signed with audit_chain_key id {anchor.key_id}, not with the "
+            f"configured key (id {key.key_id})"
+        )
+    expected = _anchor_signature(key, anchor.signed_fields())
+    if not hmac.compare_digest(expected, anchor.signature):
+        return "the anchor's signature does not verify: the anchor was changed after it was signed"
+    return None
+
+
+def _head(session: Session, tenant_id: str) -> AuditEntry | None:
+    return session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.tenant_id == tenant_id)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).first()
+
+
+def anchor_for(source: Session | Engine, tenant_id: str, key: ChainKey | None = None) -> Anchor:
+    """A signed anchor of the tenant's current head; AuditChainBrokenError when there is none.
+
+    The head must be a keyed entry whose HMAC verifies; since every HMAC covers the previous
+    hash, that head commits to the whole chain behind it (`verify_chain` checks the rest).
+    """
+    chain_key = key or resolve_chain_key()
+    if isinstance(source, Engine):
+        with tenant_session(source, tenant_id) as session:
+            head = _head(session, tenant_id)
+    else:
+        head = _head(source, tenant_id)
+    if head is None:
+        raise AuditChainBrokenError(
+            f"tenant {tenant_id} has no audit entries to anchor: every chain starts with its "
+            "tenant.added entry, so they were deleted or truncated"
+        )
+    if (head.chain_version or CHAIN_SHA256) < CHAIN_HMAC:
+        raise AuditChainBrokenError(
+            f"tenant {tenant_id}'s newest audit entry (seq {head.seq}) is not keyed; run "
+            f"`recon audit seal --tenant {tenant_id}` before anchoring"
+        )
+    problem = _entry_problem(head, chain_key, keyed_before=True)
+    if problem is not None:
+        raise AuditChainBrokenError(
+            f"audit chain broken at {ChainBreak(tenant_id, head.seq, head.id, problem)}"
+        )
+    return sign_anchor(chain_key, tenant_id, head.seq, head.entry_hash, utcnow())
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """The outcome of checking a chain against an anchor."""
+
+    anchor: Anchor
+    report: ChainReport | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the anchor is genuine and the chain still holds the entry it saw."""
+        return self.problem is None
+
+
+def check_anchor(session: Session, anchor: Anchor, key: ChainKey | None = None) -> AnchorCheck:
+    """Check the anchor's signature, the tenant's whole chain, and the anchored entry in it."""
+    chain_key = key or resolve_chain_key()
+    problem = anchor_signature_problem(anchor, chain_key)
+    if problem is not None:
+        return AnchorCheck(anchor, None, problem)
+    report = verify_chain(session, anchor.tenant_id, chain_key)
+    if report.first_break is not None:
+        return AnchorCheck(anchor, report, str(report.first_break))
+    seen = f"the anchor of {_timestamp(anchor.anchored_at)} saw entry seq {anchor.seq}"
+    stored = session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.tenant_id == anchor.tenant_id, AuditEntry.seq == anchor.seq
+        )
+    ).first()
+    if stored is None:
+        return AnchorCheck(
+            anchor,
+            report,
+            f"{seen} but the chain now ends at seq {report.head_seq}: newer entries were deleted",
+        )
+    if stored.entry_hash != anchor.head_hash:
+        return AnchorCheck(
+            anchor,
+            report,
+            f"{seen} with hash {anchor.head_hash[:16]}, but that entry now hashes to "
+            f"{stored.entry_hash[:16]}: the chain was rewritten",
+        )
+    return AnchorCheck(anchor, report, None)

@@ -66,6 +66,9 @@ UI_COOKIE_SECRET = SecretSpec("ui_cookie_secret", Scope.GLOBAL, "Streamlit login
 AUDIT_EXPORT_SIGNING_KEY = SecretSpec(
     "audit_export_signing_key", Scope.GLOBAL, "HMAC key that signs auditor exports"
 )
+AUDIT_CHAIN_KEY = SecretSpec(
+    "audit_chain_key", Scope.GLOBAL, "HMAC key of the audit log's hash chain and its anchors"
+)
 
 REGISTRY: tuple[SecretSpec, ...] = (
     WHMCS_API_IDENTIFIER,
@@ -79,6 +82,7 @@ REGISTRY: tuple[SecretSpec, ...] = (
     STRIPE_WEBHOOK_SECRET,
     UI_COOKIE_SECRET,
     AUDIT_EXPORT_SIGNING_KEY,
+    AUDIT_CHAIN_KEY,
 )
 GLOBAL_SECRETS: tuple[SecretSpec, ...] = tuple(s for s in REGISTRY if s.scope is Scope.GLOBAL)
 

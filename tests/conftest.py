@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
         if name.startswith("RECON_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("RECON_DATA_DIR", str(tmp_path / "var"))
+    # The audit chain is keyed (no default key exists): each test gets a random development key.
+    monkeypatch.setenv("RECON_SECRET_AUDIT_CHAIN_KEY", secrets.token_hex(32))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     forget_all_secrets()

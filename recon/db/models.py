@@ -437,6 +437,9 @@ class AuditEntry(TenantScoped, Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(Sha256Hex)
     entry_hash: Mapped[str] = mapped_column(Sha256Hex)
+    # 1: plain SHA-256 (written before the chain was keyed); 2: HMAC-SHA256 with audit_chain_key.
+    chain_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(
