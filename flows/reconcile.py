@@ -94,6 +94,10 @@ def reconcile(
             "allocations_auto": summary.allocations_auto,
             "allocations_review": summary.allocations_review,
             "exceptions": summary.exceptions,
+            "allocations_added": summary.allocations_added,
+            "allocations_reversed": summary.allocations_reversed,
+            "exceptions_opened": summary.exceptions_opened,
+            "exceptions_closed": summary.exceptions_closed,
             **({"apply": applied} if applied else {}),
         }
         finish_run(

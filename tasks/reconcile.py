@@ -8,14 +8,14 @@ State carries across windows:
 * an allocation made for a payment outside this window, and not yet reflected in WHMCS, is
   taken off its invoice's balance before the engine sees it, so no invoice is allocated twice
   across runs; what WHMCS already records (same invoice and transid) is reflected in its balance;
-* this window's own earlier engine proposals are replaced; proposals already applied to WHMCS
-  and decisions made by people are never touched.
+* this window's own earlier engine proposals that changed are reversed and appended anew
+  (`tasks.decisions`: allocations are append-only); proposals already applied to WHMCS and
+  decisions made by people are never touched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,14 +27,10 @@ from sqlalchemy.orm import Session
 
 from recon.canonical import split_transaction_ref, transaction_ref
 from recon.db.models import (
-    Allocation,
-    AppliedPayment,
-    ExceptionComment,
     Invoice,
     Match,
     Payout,
     PayoutLine,
-    ReconException,
     RecordedPayment,
     Transaction,
 )
@@ -45,6 +41,7 @@ from recon.matching.frames import MatchResult
 from recon.matching.io import inputs_from_frames
 from recon.money import format_amount
 from recon.tenants import TenantSettings
+from tasks.decisions import key_of, live_allocations, store_allocations, store_exceptions
 
 log = logging.getLogger("recon.reconcile")
 
@@ -62,25 +59,14 @@ class ReconcileSummary:
     exceptions: int
     allocated_minor: dict[str, int]
     stats: dict[str, Any]
-
-
-def _key(*parts: object) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+    allocations_added: int = 0
+    allocations_reversed: int = 0
+    exceptions_opened: int = 0
+    exceptions_closed: int = 0
 
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
-
-
-def _live_allocations(session: Session) -> list[Allocation]:
-    reversed_ids = select(Allocation.reverses_id).where(Allocation.reverses_id.is_not(None))
-    return list(
-        session.scalars(
-            select(Allocation).where(
-                Allocation.reverses_id.is_(None), Allocation.id.not_in(reversed_ids)
-            )
-        )
-    )
 
 
 def _window_transactions(session: Session, window: tuple[dt.date, dt.date]) -> list[Transaction]:
@@ -98,7 +84,7 @@ def build_frames(
 ) -> tuple[dict[str, pd.DataFrame], set[str]]:
     """The engine's §4.3 text frames for the window, and the transaction refs it will decide."""
     transactions = _window_transactions(session, window)
-    allocations = _live_allocations(session)
+    allocations = live_allocations(session)
     decided_by_people = {a.transaction_ref for a in allocations if a.origin != "engine"}
     window_refs = {
         transaction_ref(t.source, t.account_ref, t.source_id)
@@ -259,137 +245,12 @@ def run_engine(frames: dict[str, pd.DataFrame], config: MatchConfig) -> MatchRes
     return match(inputs, config)
 
 
-def _applied(session: Session) -> set[tuple[str, str]]:
-    return {
-        (a.invoice_id, a.transid)
-        for a in session.scalars(select(AppliedPayment).where(AppliedPayment.state != "failed"))
-    }
-
-
-def store_allocations(
-    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
-) -> tuple[int, int, dict[str, int]]:
-    """Replace this window's unapplied engine proposals with the engine's new ones."""
-    applied = _applied(session)
-    wanted: dict[str, dict[str, Any]] = {}
-    for row in result.allocations.to_dict("records"):
-        ref = str(row["transaction_id"])
-        if ref.endswith(":fee"):
-            continue
-        key = _key(tenant_id, ref, row["invoice_id"], "engine")
-        wanted[key] = {
-            "transaction_ref": ref,
-            "invoice_id": str(row["invoice_id"]),
-            "amount_minor": int(row["amount"]),
-            "currency": str(row["currency"]),
-            "rule": str(row["rule"]),
-            "confidence": int(row["confidence"]),
-            "decision": str(row["decision"]),
-        }
-    existing = (
-        {
-            a.allocation_key: a
-            for a in session.scalars(
-                select(Allocation).where(
-                    Allocation.origin == "engine", Allocation.transaction_ref.in_(window_refs)
-                )
-            )
-        }
-        if window_refs
-        else {}
-    )
-    for key, allocation in existing.items():
-        transid = split_transaction_ref(allocation.transaction_ref)[2]
-        frozen = (allocation.invoice_id, transid) in applied
-        if key not in wanted and not frozen:
-            session.delete(allocation)
-        elif key in wanted and not frozen:
-            values = wanted[key]
-            if any(getattr(allocation, f) != v for f, v in values.items()):
-                for field_name, value in values.items():
-                    setattr(allocation, field_name, value)
-                allocation.run_id = run_id
-    for key, values in wanted.items():
-        if key not in existing:
-            session.add(
-                Allocation(
-                    tenant_id=tenant_id,
-                    allocation_key=key,
-                    run_id=run_id,
-                    origin="engine",
-                    **values,
-                )
-            )
-    auto = sum(1 for v in wanted.values() if v["decision"] == "auto")
-    sums: dict[str, int] = defaultdict(int)
-    for values in wanted.values():
-        if values["decision"] == "auto":
-            sums[values["currency"]] += values["amount_minor"]
-    return auto, len(wanted) - auto, dict(sums)
-
-
-def store_exceptions(
-    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
-) -> int:
-    """Upsert the engine's exceptions; drop this window's earlier ones nobody has touched."""
-    wanted: dict[str, dict[str, Any]] = {}
-    for row in result.exceptions.to_dict("records"):
-        ref = _text(row["transaction_id"]) or None
-        invoice = str(row["invoice_id"]) if int(row["invoice_id"] or 0) else None
-        key = _key(tenant_id, row["kind"], ref, invoice)
-        wanted[key] = {
-            "kind": str(row["kind"]),
-            "transaction_ref": ref,
-            "invoice_id": invoice,
-            "amount_minor": int(row["amount"]),
-            "currency": _text(row.get("currency")) or None,
-            "detail": _text(row["detail"]),
-        }
-    existing = (
-        {
-            e.exception_key: e
-            for e in session.scalars(
-                select(ReconException).where(ReconException.exception_key.in_(list(wanted)))
-            )
-        }
-        if wanted
-        else {}
-    )
-    for key, values in wanted.items():
-        current = existing.get(key)
-        if current is None:
-            session.add(
-                ReconException(tenant_id=tenant_id, exception_key=key, run_id=run_id, **values)
-            )
-        elif current.status == "open" and any(getattr(current, f) != v for f, v in values.items()):
-            for field_name, value in values.items():
-                setattr(current, field_name, value)
-            current.run_id = run_id
-    if window_refs:
-        commented = select(ExceptionComment.exception_id)
-        stale = session.scalars(
-            select(ReconException).where(
-                ReconException.transaction_ref.in_(window_refs),
-                ReconException.status == "open",
-                ReconException.assignee.is_(None),
-                ReconException.kind != "apply_failed",
-                ReconException.exception_key.not_in(list(wanted))
-                if wanted
-                else ReconException.id.is_not(None),
-                ReconException.id.not_in(commented),
-            )
-        ).all()
-        for exception in stale:
-            session.delete(exception)
-    return len(wanted)
-
-
 def store_payout_matches(
     session: Session, tenant_id: str, run_id: str, result: MatchResult
 ) -> None:
     """Keep each payout ↔ bank credit link (replacing the engine's earlier link for it)."""
     for row in result.payout_matches.to_dict("records"):
-        key = _key(tenant_id, "payout_bank", row["payout_id"])
+        key = key_of(tenant_id, "payout_bank", row["payout_id"])
         current = session.scalar(select(Match).where(Match.match_key == key))
         values = {
             "kind": "payout_bank",
@@ -419,19 +280,25 @@ def reconcile_window(
     with tenant_session(engine, tenant_id) as session:
         frames, window_refs = build_frames(session, window)
         result = run_engine(frames, config or MatchConfig())
-        auto, review, sums = store_allocations(session, tenant_id, run_id, result, window_refs)
+        allocations = store_allocations(session, tenant_id, run_id, result, window_refs)
         exceptions = store_exceptions(session, tenant_id, run_id, result, window_refs)
         store_payout_matches(session, tenant_id, run_id, result)
     log.info(
-        "reconciled %s %s..%s: %d auto, %d review, %d exceptions",
-        tenant_id, window[0], window[1], auto, review, exceptions,
+        "reconciled %s %s..%s: %d auto, %d review, %d exceptions (%d added, %d reversed, "
+        "%d exceptions closed)",
+        tenant_id, window[0], window[1], allocations.auto, allocations.review, exceptions.raised,
+        allocations.added, allocations.reversed, exceptions.closed,
     )  # fmt: skip
     return ReconcileSummary(
         transactions=len(frames["transactions"]),
         invoices=len(frames["invoices"]),
-        allocations_auto=auto,
-        allocations_review=review,
-        exceptions=exceptions,
-        allocated_minor=sums,
+        allocations_auto=allocations.auto,
+        allocations_review=allocations.review,
+        exceptions=exceptions.raised,
+        allocated_minor=allocations.allocated_minor,
         stats=dict(result.stats),
+        allocations_added=allocations.added,
+        allocations_reversed=allocations.reversed,
+        exceptions_opened=exceptions.opened + exceptions.reopened,
+        exceptions_closed=exceptions.closed,
     )

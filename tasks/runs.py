@@ -1,4 +1,9 @@
-"""The `runs` table: one row per reconciliation run, opened at the start, closed at the end."""
+"""The `runs` table: one row per reconciliation run, opened at the start, closed at the end.
+
+Closing a run (completed, failed or found crashed) appends its audit entry in the same
+transaction: its window, counts and sums, and the size and SHA-256 digest of the tenant's live
+allocation set as the run left it (`tasks.decisions.allocation_digest`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from recon import audit
 from recon.db.base import utcnow
 from recon.db.models import Run
 from recon.db.tenancy import tenant_session
+from tasks.decisions import ENGINE, allocation_digest
 
 
 def start_run(
@@ -52,6 +60,7 @@ def mark_crashed_runs(engine: Engine, tenant_id: str) -> int:
             run.status = "crashed"
             run.finished_at = utcnow()
             run.error = "the process running it stopped before it finished"
+            _audit_run(session, run)
         return len(stale)
 
 
@@ -75,3 +84,28 @@ def finish_run(
         run.counts = counts or {}
         run.sums = sums or {}
         run.error = error
+        _audit_run(session, run)
+
+
+def _audit_run(session: Session, run: Run) -> None:
+    """The run's audit entry: outcome, counts and the digest of the live allocation set."""
+    live, digest = allocation_digest(session)
+    audit.append(
+        session,
+        actor=ENGINE,
+        action=f"run.{run.status}",
+        entity="run",
+        entity_id=run.id,
+        details={
+            "kind": run.kind,
+            "window_from": run.window_from.isoformat(),
+            "window_to": run.window_to.isoformat(),
+            "sources": list(run.sources or []),
+            "status": run.status,
+            "counts": run.counts or {},
+            "sums": run.sums or {},
+            "error": run.error,
+            "live_allocations": live,
+            "allocation_digest": digest,
+        },
+    )

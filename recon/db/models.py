@@ -369,6 +369,10 @@ class ReconException(TenantScoped, Timestamps, Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolved_at: Mapped[dt.datetime | None]
+    # set when the engine finds the exception no longer applies (never deleted)
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[dt.datetime | None]
+    closed_by_run: Mapped[str | None] = mapped_column(String(36))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -449,4 +453,4 @@ TENANT_TABLES: tuple[str, ...] = tuple(
         if "tenant_id" in table.columns and table.name != "tenants"
     )
 )
-APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_log",)
+APPEND_ONLY_TABLES: tuple[str, ...] = ("allocations", "audit_log")

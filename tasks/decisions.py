@@ -1,0 +1,396 @@
+"""The engine's record: allocations appended and reversed, exceptions opened and closed.
+
+Allocations are append-only (the database refuses UPDATE and DELETE on them): an allocation
+the engine no longer proposes is undone by a *reversal* row that points at it (`reverses_id`)
+and carries the negated amount; a changed proposal is a reversal of the old row and a new row;
+a proposal that did not change writes nothing. `live_allocations` is the one definition of the
+allocations in force.
+
+An exception changes (and its `version` moves) only when its content changes; one that no
+longer applies is closed with a reason, never deleted.
+
+Every reversal and every exception the engine closes or reopens gets its audit entry, in the
+same transaction as the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy.orm import Session, aliased
+
+from recon import audit
+from recon.canonical import split_transaction_ref
+from recon.db.base import utcnow
+from recon.db.models import Allocation, AppliedPayment, ReconException
+from recon.matching.frames import MatchResult
+
+ENGINE = "engine"
+RECORDED_RULE_PREFIX = "recorded_"
+# Exceptions other steps raise; the engine neither re-raises nor closes them.
+NOT_THE_ENGINES = frozenset({"apply_failed"})
+ALLOCATION_FIELDS = ("amount_minor", "currency", "rule", "confidence", "decision")
+
+
+def key_of(*parts: object) -> str:
+    """The SHA-256 idempotency key of a row made of `parts`."""
+    return hashlib.sha256("|".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+# -- the live allocation set -----------------------------------------------------------------------
+
+
+def live_clause() -> ColumnElement[bool]:
+    """SQL condition of a live allocation: not a reversal, and not reversed by one."""
+    reversal = aliased(Allocation)
+    return and_(
+        Allocation.reverses_id.is_(None),
+        ~exists().where(reversal.reverses_id == Allocation.id),
+    )
+
+
+def live_allocations(session: Session, *criteria: ColumnElement[bool]) -> list[Allocation]:
+    """The allocations in force (optionally narrowed by `criteria`), in the order written."""
+    return list(
+        session.scalars(select(Allocation).where(live_clause(), *criteria).order_by(Allocation.id))
+    )
+
+
+DIGEST_COLUMNS = ("allocation_key", "transaction_ref", "invoice_id", "amount_minor", "currency",
+                  "rule", "confidence", "decision", "origin")  # fmt: skip
+
+
+def digest_of(rows: Iterable[Iterable[object]]) -> str:
+    """SHA-256 of allocation rows given as DIGEST_COLUMNS values: each row is its values joined
+    by "|" and ended by a newline, rows sorted as text (so the order read does not matter)."""
+    lines = sorted("|".join(_text(v) for v in row) + "\n" for row in rows)
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def allocation_digest(session: Session) -> tuple[int, str]:
+    """How many allocations are live for the session's tenant, and the digest of that set."""
+    rows = [[getattr(a, c) for c in DIGEST_COLUMNS] for a in live_allocations(session)]
+    return len(rows), digest_of(rows)
+
+
+# -- allocations -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllocationChanges:
+    """What storing the engine's allocations did."""
+
+    auto: int
+    review: int
+    allocated_minor: dict[str, int]
+    added: int
+    reversed: int
+
+
+def _applied(session: Session) -> set[tuple[str, str]]:
+    return {
+        (a.invoice_id, a.transid)
+        for a in session.scalars(select(AppliedPayment).where(AppliedPayment.state != "failed"))
+    }
+
+
+def _wanted_allocations(result: MatchResult) -> dict[tuple[str, str], dict[str, Any]]:
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in result.allocations.to_dict("records"):
+        ref = str(row["transaction_id"])
+        if ref.endswith(":fee"):
+            continue
+        wanted[(ref, str(row["invoice_id"]))] = {
+            "amount_minor": int(row["amount"]),
+            "currency": str(row["currency"]),
+            "rule": str(row["rule"]),
+            "confidence": int(row["confidence"]),
+            "decision": str(row["decision"]),
+        }
+    return wanted
+
+
+def _reverse(session: Session, original: Allocation, run_id: str, reason: str) -> Allocation:
+    reversal = Allocation(
+        tenant_id=original.tenant_id,
+        allocation_key=key_of(original.tenant_id, "reversal", original.allocation_key),
+        run_id=run_id,
+        transaction_ref=original.transaction_ref,
+        invoice_id=original.invoice_id,
+        amount_minor=-original.amount_minor,
+        currency=original.currency,
+        rule=original.rule,
+        confidence=original.confidence,
+        decision=original.decision,
+        origin=original.origin,
+        reverses_id=original.id,
+        created_by=ENGINE,
+    )
+    session.add(reversal)
+    session.flush()
+    audit.append(
+        session,
+        actor=ENGINE,
+        action="allocation.reversed",
+        entity="allocation",
+        entity_id=reversal.allocation_key,
+        details={
+            "run_id": run_id,
+            "reason": reason,
+            "reversal_id": reversal.id,
+            "reverses_id": original.id,
+            "reverses_key": original.allocation_key,
+            "transaction_ref": original.transaction_ref,
+            "invoice_id": original.invoice_id,
+            "amount_minor": original.amount_minor,
+            "currency": original.currency,
+            "rule": original.rule,
+            "confidence": original.confidence,
+            "decision": original.decision,
+        },
+    )
+    return reversal
+
+
+def store_allocations(
+    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
+) -> AllocationChanges:
+    """Append the engine's allocations for the window's payments.
+
+    A live engine allocation of a window payment that the engine no longer proposes, or now
+    proposes differently, is reversed (then the new proposal is appended); one already applied
+    to WHMCS is never touched. An unchanged proposal writes nothing.
+    """
+    wanted = _wanted_allocations(result)
+    refs = sorted(window_refs)
+    live = (
+        {
+            (a.transaction_ref, a.invoice_id): a
+            for a in live_allocations(
+                session, Allocation.origin == ENGINE, Allocation.transaction_ref.in_(refs)
+            )
+        }
+        if refs
+        else {}
+    )
+    used_keys = (
+        set(session.scalars(select(Allocation.allocation_key).where(
+            Allocation.transaction_ref.in_(refs)
+        )))
+        if refs
+        else set()
+    )  # fmt: skip
+    applied = _applied(session)
+
+    def frozen(allocation: Allocation) -> bool:
+        transid = split_transaction_ref(allocation.transaction_ref)[2]
+        return (allocation.invoice_id, transid) in applied
+
+    def same(allocation: Allocation, values: dict[str, Any]) -> bool:
+        return all(getattr(allocation, f) == values[f] for f in ALLOCATION_FIELDS)
+
+    reversed_count = added = 0
+    for pair, allocation in live.items():
+        values = wanted.get(pair)
+        if frozen(allocation) or (values is not None and same(allocation, values)):
+            continue
+        reason = "the engine no longer proposes it" if values is None else "replaced"
+        _reverse(session, allocation, run_id, reason)
+        reversed_count += 1
+    for pair, values in wanted.items():
+        current = live.get(pair)
+        if current is not None and (frozen(current) or same(current, values)):
+            continue
+        ref, invoice = pair
+        key = key_of(tenant_id, ref, invoice, ENGINE)
+        generation = 0
+        while key in used_keys:
+            generation += 1
+            key = key_of(tenant_id, ref, invoice, ENGINE, generation)
+        used_keys.add(key)
+        session.add(
+            Allocation(
+                tenant_id=tenant_id,
+                allocation_key=key,
+                run_id=run_id,
+                origin=ENGINE,
+                created_by=ENGINE,
+                transaction_ref=ref,
+                invoice_id=invoice,
+                **values,
+            )
+        )
+        added += 1
+    session.flush()
+    auto = sum(1 for v in wanted.values() if v["decision"] == "auto")
+    sums: dict[str, int] = defaultdict(int)
+    for values in wanted.values():
+        if values["decision"] == "auto":
+            sums[values["currency"]] += values["amount_minor"]
+    return AllocationChanges(auto, len(wanted) - auto, dict(sums), added, reversed_count)
+
+
+# -- exceptions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExceptionChanges:
+    """What storing the engine's exceptions did."""
+
+    raised: int
+    opened: int
+    changed: int
+    reopened: int
+    closed: int
+
+
+EXCEPTION_FIELDS = ("kind", "transaction_ref", "invoice_id", "amount_minor", "currency", "detail")
+
+
+def _wanted_exceptions(tenant_id: str, result: MatchResult) -> dict[str, dict[str, Any]]:
+    wanted: dict[str, dict[str, Any]] = {}
+    for row in result.exceptions.to_dict("records"):
+        ref = _text(row["transaction_id"]) or None
+        invoice = str(row["invoice_id"]) if int(row["invoice_id"] or 0) else None
+        key = key_of(tenant_id, row["kind"], ref, invoice)
+        wanted[key] = {
+            "kind": str(row["kind"]),
+            "transaction_ref": ref,
+            "invoice_id": invoice,
+            "amount_minor": int(row["amount"]),
+            "currency": _text(row.get("currency")) or None,
+            "detail": _text(row["detail"]),
+        }
+    return wanted
+
+
+def _audit_exception(
+    session: Session, exception: ReconException, action: str, run_id: str, reason: str
+) -> None:
+    audit.append(
+        session,
+        actor=ENGINE,
+        action=action,
+        entity="exception",
+        entity_id=exception.exception_key,
+        details={
+            "run_id": run_id,
+            "reason": reason,
+            "exception_id": exception.id,
+            "kind": exception.kind,
+            "transaction_ref": exception.transaction_ref,
+            "invoice_id": exception.invoice_id,
+            "amount_minor": exception.amount_minor,
+            "currency": exception.currency,
+        },
+    )
+
+
+def _closing_reasons(
+    session: Session, result: MatchResult, window_refs: set[str], wanted: dict[str, Any]
+) -> list[tuple[ReconException, str]]:
+    """Open engine exceptions within this run's scope that it no longer raises, with why."""
+    allocated: dict[str, list[str]] = defaultdict(list)
+    confirmed_invoices: set[str] = set()
+    for row in result.allocations.to_dict("records"):
+        allocated[str(row["transaction_id"])].append(str(row["invoice_id"]))
+        if str(row["rule"]).startswith(RECORDED_RULE_PREFIX):
+            confirmed_invoices.add(str(row["invoice_id"]))
+    candidates: list[ReconException] = []
+    refs = sorted(window_refs)
+    if refs:
+        candidates += session.scalars(
+            select(ReconException).where(
+                ReconException.status == "open", ReconException.transaction_ref.in_(refs)
+            )
+        )
+    if confirmed_invoices:
+        candidates += session.scalars(
+            select(ReconException).where(
+                ReconException.status == "open",
+                ReconException.kind == "unbacked_payment",
+                ReconException.invoice_id.in_(sorted(confirmed_invoices)),
+            )
+        )
+    closing: list[tuple[ReconException, str]] = []
+    for exception in candidates:
+        if exception.exception_key in wanted or exception.kind in NOT_THE_ENGINES:
+            continue
+        if exception.transaction_ref is None:
+            reason = "money now confirms the WHMCS payment"
+        elif invoices := allocated.get(exception.transaction_ref):
+            reason = f"the payment is now allocated to invoice {', '.join(sorted(invoices))}"
+        else:
+            reason = "the engine no longer raises it for this payment"
+        closing.append((exception, reason))
+    return closing
+
+
+def store_exceptions(
+    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
+) -> ExceptionChanges:
+    """Open new exceptions, change those whose content changed, reopen those the engine had
+    closed, and close the open ones of this window that no longer apply (with the reason).
+
+    A row changes, and its `version` moves, only when its content does; an exception a person
+    resolved is left as it is.
+    """
+    wanted = _wanted_exceptions(tenant_id, result)
+    keys = sorted(wanted)
+    existing = (
+        {
+            e.exception_key: e
+            for e in session.scalars(
+                select(ReconException).where(ReconException.exception_key.in_(keys))
+            )
+        }
+        if keys
+        else {}
+    )
+    opened = changed = reopened = 0
+    for key, values in wanted.items():
+        current = existing.get(key)
+        if current is None:
+            session.add(
+                ReconException(tenant_id=tenant_id, exception_key=key, run_id=run_id, **values)
+            )
+            opened += 1
+            continue
+        differs = any(getattr(current, f) != v for f, v in values.items())
+        if current.status == "open" and differs:
+            for field_name, value in values.items():
+                setattr(current, field_name, value)
+            current.run_id = run_id
+            changed += 1
+        elif current.status == "closed" and current.closed_by_run is not None:
+            for field_name, value in values.items():
+                setattr(current, field_name, value)
+            current.status = "open"
+            current.run_id = run_id
+            current.closed_reason = current.closed_at = current.closed_by_run = None
+            session.flush()
+            _audit_exception(session, current, "exception.reopened", run_id, "raised again")
+            reopened += 1
+    closing = _closing_reasons(session, result, window_refs, wanted)
+    now = utcnow()
+    for exception, reason in closing:
+        exception.status = "closed"
+        exception.closed_reason = reason
+        exception.closed_at = now
+        exception.closed_by_run = run_id
+        session.flush()
+        _audit_exception(session, exception, "exception.closed", run_id, reason)
+    session.flush()
+    return ExceptionChanges(len(wanted), opened, changed, reopened, len(closing))
