@@ -12,6 +12,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from connectors.whmcs import WhmcsClient
+from recon.audit import anchor_for, resolve_chain_key
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
@@ -57,6 +58,7 @@ def reconcile(
         raise ConfigError(f"the window starts {date_from} after it ends {date_to}")
     runtime = Runtime()
     engine = runtime.checked_engine()
+    chain_key = resolve_chain_key(runtime.secrets)  # a run without the audit key never starts
     with admin_session(engine) as session:
         settings = parse_settings(get_tenant(session, tenant).settings)
     ctx = SourceContext(engine, tenant, settings, runtime.secrets)
@@ -108,6 +110,9 @@ def reconcile(
             counts=counts,
             sums={"allocated_minor": summary.allocated_minor},
         )
+        # The chain's head after this run, signed: kept outside the database by whoever keeps
+        # the summary (and in Prefect's event log), it shows later deletions of these entries.
+        anchor = anchor_for(engine, tenant, chain_key).to_dict()
     emit_event(
         event=RUN_COMPLETED,
         resource={"prefect.resource.id": f"recon.tenant.{tenant}", "prefect.resource.name": tenant},
@@ -115,6 +120,12 @@ def reconcile(
             "run_id": run_id,
             "date_from": date_from.isoformat(),
             "date_to": date_to.isoformat(),
+            "audit_anchor": anchor,
         },
     )
-    return {"run_id": run_id, **counts, "allocated_minor": summary.allocated_minor}
+    return {
+        "run_id": run_id,
+        **counts,
+        "allocated_minor": summary.allocated_minor,
+        "audit_anchor": anchor,
+    }

@@ -13,12 +13,13 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from connectors.sandbox.serve import RunningServer, run_in_thread
-from connectors.sandbox.world import SandboxWorld, world_ending
+from connectors.sandbox.world import SandboxCredentials, SandboxWorld, world_ending
 from recon import audit
 from recon.db import migrate
 from recon.db.backup import backup_database, default_backup_path
@@ -43,6 +44,25 @@ class DemoEnvironment:
     settings: Settings
 
 
+def demo_chain_key(data_dir: Path) -> str:
+    """The audit chain key the demo's sandbox Vault serves: made by the sandbox on the first demo
+    and kept beside the demo database (`<data dir>/sandbox/audit-chain-key`, mode 0600), so that
+    later demos extend, and `recon audit verify` checks, the same keyed chain."""
+    path = data_dir / "sandbox" / "audit-chain-key"
+    try:
+        stored = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        stored = ""
+    if stored:
+        return stored
+    key = SandboxCredentials.generate().audit_chain_key
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key
+
+
 @contextmanager
 def sandbox_environment(base: Settings, today: dt.date) -> Iterator[DemoEnvironment]:
     """Serve a synthetic world as of `today`; yield settings that use its Vault via AppRole.
@@ -51,7 +71,10 @@ def sandbox_environment(base: Settings, today: dt.date) -> Iterator[DemoEnvironm
     Prefect flow reads its settings from there like any deployment would.
     """
     world = world_ending(today, n_invoices=DEMO_INVOICES, days=DEMO_DAYS, seed=DEMO_SEED)
-    sandbox = SandboxWorld(world, tenant=DEMO_TENANT, as_of=today)
+    credentials = replace(
+        SandboxCredentials.generate(), audit_chain_key=demo_chain_key(base.data_dir)
+    )
+    sandbox = SandboxWorld(world, tenant=DEMO_TENANT, as_of=today, credentials=credentials)
     with run_in_thread(sandbox.build_app()) as server:
         # The sandbox stands in for external services and issues its own credentials, the
         # way a provider's dashboard would. None of them is an application default.

@@ -157,6 +157,9 @@ class SandboxCredentials:
     gocardless_webhook_secret: str = field(repr=False)
     vault_role_id: str = field(repr=False)
     vault_secret_id: str = field(repr=False)
+    audit_chain_key: str = field(repr=False)
+    """The installation's audit chain key, random per sandbox world (the sandbox is test
+    infrastructure standing in for the operator's Vault; the application never makes a key)."""
 
     @classmethod
     def generate(cls) -> SandboxCredentials:
@@ -172,6 +175,7 @@ class SandboxCredentials:
             gocardless_webhook_secret=_token(40),
             vault_role_id=_uuid(),
             vault_secret_id=_uuid(),
+            audit_chain_key=secrets.token_hex(32),
         )
 
 
@@ -811,6 +815,9 @@ class SandboxWorld:
         """A Vault holding `vault_document()` at `<prefix>/tenants/<tenant>`, and the AppRole."""
         vault = VaultState(mounts=(self.vault_mount,))
         vault.put_secret(self.vault_path, self.vault_document(), mount=self.vault_mount)
+        vault.put_secret(
+            self.global_vault_path, self.global_vault_document(), mount=self.vault_mount
+        )
         vault.add_approle(
             f"recon-{self.tenant}",
             role_id=self.credentials.vault_role_id,
@@ -823,6 +830,11 @@ class SandboxWorld:
     def vault_path(self) -> str:
         """Where the tenant's secrets live in the KV v2 mount."""
         return f"{self.vault_path_prefix}/tenants/{self.tenant}"
+
+    @property
+    def global_vault_path(self) -> str:
+        """Where the installation's global secrets live in the KV v2 mount."""
+        return f"{self.vault_path_prefix}/global"
 
     def build_app(self) -> Starlette:
         """The sandbox app: every provider under its real paths, and the Vault."""
@@ -849,6 +861,10 @@ class SandboxWorld:
             secret_specs.STRIPE_WEBHOOK_SECRET.name: c.stripe_webhook_secret,
             secret_specs.GOCARDLESS_WEBHOOK_SECRET.name: c.gocardless_webhook_secret,
         }
+
+    def global_vault_document(self) -> dict[str, str]:
+        """The installation's global secrets the sandbox Vault holds: the audit chain key."""
+        return {secret_specs.AUDIT_CHAIN_KEY.name: self.credentials.audit_chain_key}
 
     def tenant_settings(self, base_url: str) -> dict[str, Any]:
         """`recon.tenants.TenantSettings` fields that point a tenant at this sandbox."""

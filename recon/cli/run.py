@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any
 
 import typer
@@ -47,7 +48,13 @@ def print_summary(result: dict[str, Any]) -> None:
         outcome.add_row(f"allocated automatically ({currency})", format_amount(minor, currency))
     if "apply" in result:
         outcome.add_row("applied to WHMCS", str(result["apply"]["applied"]))
+    anchor = result.get("audit_anchor")
+    if anchor:
+        outcome.add_row("audit chain head", f"seq {anchor['seq']}, {anchor['head_hash'][:16]}")
     console.print(outcome)
+    if anchor:  # one line, to keep outside the database: `recon audit verify --anchor FILE`
+        line = f"audit anchor: {json.dumps(anchor, sort_keys=True)}"
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def run_command(
@@ -69,6 +76,9 @@ def run_command(
     rt = runtime()
     with admin_session(rt.checked_engine()) as session:
         get_tenant(session, tenant)
+    from recon.audit import resolve_chain_key
+
+    resolve_chain_key(rt.secrets)  # stop before Prefect starts when the audit key is missing
     from flows.reconcile import reconcile
 
     with console.status(f"reconciling {tenant} {start}..{end}", spinner="dots"):

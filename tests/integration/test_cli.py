@@ -238,9 +238,11 @@ def test_demo_runs_on_embedded_defaults_and_again(tmp_path: Path) -> None:
     second = run_process("demo", "--no-ui", env=env)
     assert second.returncode == 0, second.stderr
     assert "database at head" in second.stdout
+    chain_key = (tmp_path / "var" / "demo" / "sandbox" / "audit-chain-key").read_text().strip()
     verify = run_process(
         "audit", "verify",
-        env={**env, "RECON_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'demo' / 'recon.db'}"},
+        env={**env, "RECON_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'demo' / 'recon.db'}",
+             "RECON_SECRET_AUDIT_CHAIN_KEY": chain_key},
     )  # fmt: skip
     assert verify.returncode == 0 and "demo: 2 entries verified" in verify.stdout
 
