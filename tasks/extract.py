@@ -36,8 +36,8 @@ from recon.secrets import (
     SecretResolver,
 )
 from recon.tenants import TenantSettings
-from tasks.land import FetchScope, LandedPages, Page, StoredPage, land_or_replay
-from tasks.load import Batch, LoadResult, load_batch_in
+from tasks.land import FetchScope, Page, ServedPages, StoredPage, serve
+from tasks.load import Batch, LoadResult, load_batch_in, restrict, restrict_lines
 from tasks.normalise_gocardless import bank_batch, payments_batches
 from tasks.normalise_stripe import normalise as stripe_normalise
 from tasks.normalise_whmcs import fetch_all, page_callback, whmcs_batches
@@ -135,45 +135,54 @@ class SourceContext:
 def _fetcher(
     ctx: SourceContext, source: Source, window: tuple[dt.date, dt.date]
 ) -> Callable[[Callable[[Page], None]], None]:
-    """The provider call that hands every raw page of the window to the lander."""
+    """The provider call that hands every raw page of the window to the lander.
+
+    Settings are checked now; secrets are resolved only when the call really runs, so a replay
+    from the store needs no provider secret (and no Vault)."""
     s, tenant = ctx.settings, ctx.tenant_id
     if source.kind == "whmcs":
         if s.whmcs.mode != "api":
             raise ConfigError(
                 "WHMCS direct MySQL mode is read by `recon` only through its API mode yet"
             )
-        identifier = ctx.secrets.get(WHMCS_API_IDENTIFIER, tenant)
-        secret = ctx.secrets.get(WHMCS_API_SECRET, tenant)
         base = _url(s.whmcs.base_url, "WHMCS")
         return fetch_all(
             lambda on_page: WhmcsClient(
-                base, identifier, secret, policy=ctx.policy, on_page=page_callback(on_page)
+                base,
+                ctx.secrets.get(WHMCS_API_IDENTIFIER, tenant),
+                ctx.secrets.get(WHMCS_API_SECRET, tenant),
+                policy=ctx.policy,
+                on_page=page_callback(on_page),
             )
         )
     if source.kind == "bank":
         base = _url(s.gocardless.base_url, "GoCardless")
-        secret_id = ctx.secrets.get(GOCARDLESS_SECRET_ID, tenant)
-        secret_key = ctx.secrets.get(GOCARDLESS_SECRET_KEY, tenant)
 
         def fetch_bank(on_page: Callable[[Page], None]) -> None:
             quota = QuotaGuard(ctx.engine, tenant)
-            client = GoCardlessClient(base, secret_id, secret_key, policy=ctx.policy, quota=quota)
-            client.fetch_transactions(source.account_ref, window, on_page)
+            with GoCardlessClient(
+                base,
+                ctx.secrets.get(GOCARDLESS_SECRET_ID, tenant),
+                ctx.secrets.get(GOCARDLESS_SECRET_KEY, tenant),
+                policy=ctx.policy,
+                quota=quota,
+            ) as client:
+                client.fetch_transactions(source.account_ref, window, on_page)
 
         return fetch_bank
     if source.kind == "stripe":
         base = _url(s.stripe.api_base, "Stripe")
-        key = ctx.secrets.get(STRIPE_SECRET_KEY, tenant)
 
         def fetch_stripe(on_page: Callable[[Page], None]) -> None:
+            key = ctx.secrets.get(STRIPE_SECRET_KEY, tenant)
             with StripeClient(key, base_url=base, policy=ctx.policy) as client:
                 client.fetch_window(window[0], window[1], on_page)
 
         return fetch_stripe
     base = _url(s.gocardless_payments.base_url, "GoCardless Payments")
-    token = ctx.secrets.get(GOCARDLESS_PAYMENTS_TOKEN, tenant)
 
     def fetch_payments(on_page: Callable[[Page], None]) -> None:
+        token = ctx.secrets.get(GOCARDLESS_PAYMENTS_TOKEN, tenant)
         with GoCardlessPaymentsClient(base, token, policy=ctx.policy) as client:
             client.fetch_window(window, on_page)
 
@@ -211,6 +220,56 @@ def normalise(ctx: SourceContext, source: Source, pages: list[StoredPage]) -> li
     return payments_batches(pages, source.account_ref)
 
 
+WINDOWED = frozenset({"bank", "stripe", "gocardless"})
+"""Sources whose provider answers for a window of days; WHMCS answers with its whole ledger."""
+
+
+def _scope(source: Source, window: tuple[dt.date, dt.date]) -> FetchScope:
+    return FetchScope(source.provider, source.account_ref, source.dataset, *window)
+
+
+def land_source(
+    ctx: SourceContext,
+    source: Source,
+    window: tuple[dt.date, dt.date],
+    *,
+    run_id: str | None = None,
+    refetch: bool = False,
+) -> ServedPages:
+    """Make sure the store covers `window` for `source`: nothing is fetched when stored fetches
+    cover it (unless `refetch`), else the whole window is fetched once (a backfill lands its
+    range this way, then serves every period from the store)."""
+    return serve(
+        ctx.engine,
+        ctx.tenant_id,
+        _scope(source, window),
+        _fetcher(ctx, source, window),
+        refetch=refetch,
+        run_id=run_id,
+        newest_only=source.kind not in WINDOWED,
+    )
+
+
+def served_batches(
+    ctx: SourceContext, source: Source, window: tuple[dt.date, dt.date], served: ServedPages
+) -> list[Batch]:
+    """The canonical batches a window reads from its pages. A fresh fetch is the provider's own
+    answer for the window and is validated as it came; a replay from the store is cut to the
+    window and its grace days, so a shorter window than the stored one (or a window served by
+    several stored fetches) loads what belongs to it and nothing else."""
+    batches = normalise(ctx, source, served.pages)
+    if not served.replayed or source.kind not in WINDOWED:
+        return batches
+    grace = dt.timedelta(days=ctx.validation.grace_days)
+    first, last = window[0] - grace, window[1] + grace
+    cut = [restrict(b, first, last) for b in batches]
+    payouts = next((b for b in cut if b.dataset.name == "payouts"), None)
+    return [
+        restrict_lines(b, payouts) if b.dataset.name == "payout_lines" and payouts else b
+        for b in cut
+    ]
+
+
 def extract_source(
     ctx: SourceContext,
     source: Source,
@@ -219,17 +278,20 @@ def extract_source(
     run_id: str,
     refetch: bool = False,
 ) -> SourceResult:
-    """Land or replay, normalise, validate and load one source for `window`."""
-    scope = FetchScope(source.provider, source.account_ref, source.dataset, *window)
-    landed: LandedPages = land_or_replay(
+    """Serve (from the store or the provider), normalise, validate and load one source for
+    `window`."""
+    grace = ctx.validation.grace_days if source.kind in WINDOWED else 0
+    landed = serve(
         ctx.engine,
         ctx.tenant_id,
-        scope,
+        _scope(source, window),
         _fetcher(ctx, source, window),
         refetch=refetch,
         run_id=run_id,
+        margin_days=grace,
+        newest_only=source.kind not in WINDOWED,
     )
-    batches = normalise(ctx, source, landed.pages)
+    batches = served_batches(ctx, source, window, landed)
     outcomes = [
         validate_batch(b, window_from=window[0], window_to=window[1], policy=ctx.validation)
         for b in batches

@@ -2,7 +2,13 @@
 is parsed; a re-run replays the stored pages instead of calling the provider again.
 
 Each page is committed in its own transaction as it arrives, so a crash mid-fetch keeps what was
-fetched. A fetch only counts for replay once its last page landed (`completed_at`).
+fetched. A fetch only counts for replay once its last page landed (`completed_at`); one that never
+completes (killed, or the provider failed half-way) is marked superseded as soon as a complete fetch
+covers its window, and is never replayed, so its pages are kept as evidence but never counted.
+
+A window is served from the store when the complete fetches together cover every one of its days
+(`find_cover`): one longer fetch, or several shorter ones. The caller cuts what they hold to the
+window (`tasks.load.restrict`), so a replay serves the window and nothing else.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from recon.db.base import utcnow
 from recon.db.models import RawFetch, RawPayload
@@ -102,6 +108,7 @@ class PageLander:
                 raise RuntimeError(f"raw fetch {self.fetch_id} vanished")
             fetch.pages = len(self.stored)
             fetch.completed_at = utcnow()
+        supersede_unfinished(self._engine, self._tenant, self._scope)
         return list(self.stored)
 
 
@@ -121,6 +128,81 @@ def find_replay(engine: Engine, tenant_id: str, scope: FetchScope) -> int | None
             .order_by(RawFetch.completed_at.desc(), RawFetch.id.desc())
             .limit(1)
         )
+
+
+def supersede_unfinished(engine: Engine, tenant_id: str, scope: FetchScope) -> int:
+    """Mark the unfinished fetches of `scope`'s dataset whose window it covers as superseded
+    (the complete fetch of `scope` now holds what they were landing); returns how many."""
+    with tenant_session(engine, tenant_id) as session:
+        result = session.execute(
+            update(RawFetch)
+            .where(
+                RawFetch.provider == scope.provider,
+                RawFetch.account_ref == scope.account_ref,
+                RawFetch.dataset == scope.dataset,
+                RawFetch.window_from >= scope.window_from,
+                RawFetch.window_to <= scope.window_to,
+                RawFetch.completed_at.is_(None),
+                RawFetch.superseded_at.is_(None),
+            )
+            .values(superseded_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class StoredFetch:
+    """A complete fetch: its id and the window it was asked for."""
+
+    fetch_id: int
+    window_from: dt.date
+    window_to: dt.date
+
+    def holds(self, day: dt.date) -> bool:
+        """Whether `day` lies in the fetch's window."""
+        return self.window_from <= day <= self.window_to
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def find_cover(
+    engine: Engine, tenant_id: str, scope: FetchScope, *, margin_days: int = 0
+) -> list[StoredFetch] | None:
+    """The complete fetches that serve `scope` from the store, oldest first, or None when some
+    day of the window is in no complete fetch (the window must be fetched).
+
+    For every day of the window widened by `margin_days` on each side, the newest complete fetch
+    whose window holds that day is taken; a day of the margin that no fetch holds is no reason
+    to fetch (a fresh fetch of the window would not hold it either)."""
+    first = scope.window_from - dt.timedelta(days=margin_days)
+    last = scope.window_to + dt.timedelta(days=margin_days)
+    with tenant_session(engine, tenant_id) as session:
+        rows = session.execute(
+            select(RawFetch.id, RawFetch.window_from, RawFetch.window_to)
+            .where(
+                RawFetch.provider == scope.provider,
+                RawFetch.account_ref == scope.account_ref,
+                RawFetch.dataset == scope.dataset,
+                RawFetch.window_from <= last,
+                RawFetch.window_to >= first,
+                RawFetch.completed_at.is_not(None),
+            )
+            .order_by(RawFetch.completed_at.desc(), RawFetch.id.desc())
+        ).all()
+    fetches = [StoredFetch(r.id, r.window_from, r.window_to) for r in rows]
+    chosen: dict[int, StoredFetch] = {}
+    for day in _days(first, last):
+        newest = next((f for f in fetches if f.holds(day)), None)
+        if newest is None:
+            if scope.window_from <= day <= scope.window_to:
+                return None
+            continue
+        chosen[newest.fetch_id] = newest
+    order = {f.fetch_id: n for n, f in enumerate(fetches)}
+    return sorted(chosen.values(), key=lambda f: -order[f.fetch_id])
 
 
 def stored_pages(engine: Engine, tenant_id: str, fetch_id: int) -> list[StoredPage]:
@@ -167,6 +249,44 @@ def land_or_replay(
     lander = PageLander(engine, tenant_id, scope, run_id)
     fetch(lander)
     return LandedPages(lander.fetch_id, lander.finish(), replayed=False)
+
+
+@dataclass(frozen=True)
+class ServedPages:
+    """What a window's parse reads: the pages of one fresh fetch, or of the stored fetches
+    that cover the window (oldest first, so that a later page of the same record wins)."""
+
+    fetches: list[StoredFetch]
+    pages: list[StoredPage]
+    replayed: bool
+
+
+def serve(
+    engine: Engine,
+    tenant_id: str,
+    scope: FetchScope,
+    fetch: Fetch,
+    *,
+    refetch: bool = False,
+    run_id: str | None = None,
+    margin_days: int = 0,
+    newest_only: bool = False,
+) -> ServedPages:
+    """Serve `scope` from the complete fetches that cover it, or fetch it (landing every page)
+    when they do not or `refetch` is asked for. `newest_only` serves just the newest covering
+    fetch (for datasets that are whole snapshots rather than windows, such as WHMCS's ledger)."""
+    if not refetch:
+        cover = find_cover(engine, tenant_id, scope, margin_days=margin_days)
+        if cover:
+            if newest_only:
+                cover = cover[-1:]
+            pages = [p for f in cover for p in stored_pages(engine, tenant_id, f.fetch_id)]
+            return ServedPages(cover, pages, replayed=True)
+    lander = PageLander(engine, tenant_id, scope, run_id)
+    fetch(lander)
+    stored = lander.finish()
+    landed = StoredFetch(lander.fetch_id, scope.window_from, scope.window_to)
+    return ServedPages([landed], stored, replayed=False)
 
 
 def page_bodies(pages: Iterable[StoredPage]) -> list[bytes]:

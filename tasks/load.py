@@ -26,6 +26,7 @@ from recon.canonical import Dataset
 from recon.db.models import QuarantinedRow, Watermark
 from recon.db.tenancy import tenant_session
 from recon.errors import ReconError
+from tasks.payout_links import unlinked_rows, with_stored_payouts
 
 _KEY_CHUNK = 400
 
@@ -376,6 +377,36 @@ def _move_watermark(
         mark.loaded_through = through
 
 
+def restrict(batch: Batch, first: dt.date, last: dt.date) -> Batch:
+    """The part of a batch served for the days [first, last]: rows whose window date (the
+    dataset's first date column: `booked_on`, `arrival_on`) lies in them, and the rejects dated
+    in them or not dated at all (a record whose date cannot be read is kept wherever it is
+    served: quarantine is keyed, so it is counted once). Datasets without a date are returned
+    whole; `restrict_lines` cuts payout lines to the payouts kept."""
+    if not batch.dataset.dates:
+        return batch
+    column = batch.dataset.dates[0]
+    days = [_python_value(v) for v in batch.rows[column]] if column in batch.rows else []
+    mask = [isinstance(d, dt.date) and first <= d <= last for d in days]
+    rows = batch.rows[mask] if mask else batch.rows.iloc[0:0]
+    rejects = [r for r in batch.rejects if r.booked_on is None or first <= r.booked_on <= last]
+    return Batch(batch.provider, batch.dataset, rows.reset_index(drop=True), rejects)
+
+
+def restrict_lines(lines: Batch, payouts: Batch) -> Batch:
+    """Payout lines of the payouts a restricted payouts batch kept (and lines' rejects whole)."""
+    if lines.rows.empty:
+        return lines
+    kept = set(zip(payouts.rows["source"], payouts.rows["payout_id"], strict=True))
+    mask = [
+        (source, payout) in kept
+        for source, payout in zip(lines.rows["source"], lines.rows["payout_id"], strict=True)
+    ]
+    return Batch(
+        lines.provider, lines.dataset, lines.rows[mask].reset_index(drop=True), lines.rejects
+    )
+
+
 def load_batch_in(
     session: Session,
     tenant_id: str,
@@ -385,6 +416,9 @@ def load_batch_in(
     watermark: tuple[str, dt.date] | None = None,
 ) -> LoadResult:
     """Load one batch inside the caller's transaction (see `load_batch`)."""
+    # A payout loaded in another window links its transactions both ways (tasks.payout_links).
+    rows = with_stored_payouts(session, tenant_id, batch.dataset, batch.rows)
+    batch = Batch(batch.provider, batch.dataset, rows, batch.rejects)
     records = _dedupe(batch.dataset, _records(batch.dataset, batch.rows, tenant_id))
     inserted, updated = _upsert(session, batch.dataset, records)
     _quarantine(session, batch, tenant_id, run_id)
@@ -398,6 +432,8 @@ def load_batch_in(
         _move_watermark(
             session, tenant_id, batch.provider, account_ref, batch.dataset.name, through
         )
+    for source, dataset, linked in unlinked_rows(session, tenant_id, batch.dataset, batch.rows):
+        load_batch_in(session, tenant_id, Batch(source, dataset, linked), run_id=run_id)
     return LoadResult(
         dataset=batch.dataset.name,
         inserted=inserted,

@@ -64,7 +64,7 @@ class SourceAccount(TenantScoped, Timestamps, Base):
 class RawFetch(TenantScoped, Base):
     """One fetch of a dataset of one account for a window; complete once its last page landed.
 
-    A re-run of a window replays the pages of the newest complete fetch that covers it.
+    A re-run of a window replays the pages of the newest complete fetches that cover it.
     """
 
     __tablename__ = "raw_fetches"
@@ -90,6 +90,8 @@ class RawFetch(TenantScoped, Base):
     pages: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[dt.datetime | None]
+    superseded_at: Mapped[dt.datetime | None]
+    """Set on an unfinished fetch once a complete one covers its window: never replayed."""
 
 
 class RawPayload(TenantScoped, Base):
@@ -148,6 +150,7 @@ class Transaction(TenantScoped, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "source", "account_ref", "source_id"),
         Index("ix_transactions_window", "tenant_id", "booked_on"),
+        Index("ix_transactions_charge", "tenant_id", "charge_id"),
     )
 
     id: Mapped[IntPK]
@@ -164,6 +167,9 @@ class Transaction(TenantScoped, Timestamps, Base):
     counterparty: Mapped[str | None] = mapped_column(String(500))
     reference: Mapped[str | None] = mapped_column(Text)
     payout_id: Mapped[str | None] = mapped_column(ExternalId)
+    charge_id: Mapped[str | None] = mapped_column(ExternalId)
+    """Stripe: the charge a balance transaction belongs to (its WHMCS `transid`)."""
+    payment_intent: Mapped[str | None] = mapped_column(ExternalId)
     content_sha256: Mapped[str | None] = mapped_column(Sha256Hex)
     raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id"))
 
