@@ -100,7 +100,9 @@ def reference(rng: random.Random, language: str, numbers: list[str], client_numb
     joined = rng.choice((", ", " ", "+", " / ", " i ", " y "))
     body = f"{words} {joined.join(numbers)}"
     if rng.random() < 0.3:
-        body = f"{body} {decoy(rng, client_number)}" if rng.random() < 0.5 else (
-            f"{decoy(rng, client_number)} {body}"
+        body = (
+            f"{body} {decoy(rng, client_number)}"
+            if rng.random() < 0.5
+            else (f"{decoy(rng, client_number)} {body}")
         )
     return rng.choice(BANK_PREFIX) + body

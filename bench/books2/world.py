@@ -111,7 +111,9 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
         first, last, person, company = make_client(rng, language)
         currency = LOCAL_CURRENCY.get(language, "EUR") if rng.random() < 0.3 else "EUR"
         field = rng.choice((27, 35, 35, 70, 140))
-        clients.append(_Client(1000 + 7 * k, language, first, last, person, company, currency, field))
+        clients.append(
+            _Client(1000 + 7 * k, language, first, last, person, company, currency, field)
+        )
     weights = [rng.paretovariate(1.5) for _ in clients]
     # invoices, in issue order; the numbering format changes at switch points
     issued = sorted(
@@ -178,7 +180,7 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
         assert isinstance(client, _Client)
         open_by_client.setdefault(client.client_id, []).append(inv)
     paid: set[int] = set()
-    for client_id, open_list in sorted(open_by_client.items()):
+    for _client_id, open_list in sorted(open_by_client.items()):
         for inv in open_list:
             invoice_id = int(inv["invoice_id"])  # type: ignore[call-overload]
             if invoice_id in paid or rng.random() < 0.18:
@@ -210,8 +212,12 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
                     amounts = [int(g["total"]) for g in group]  # type: ignore[call-overload]
                     paid.update(ids)
                     ref = (
-                        reference(rng, client.language, [str(g["invoice_num"]) for g in group],
-                                  client.client_id)  # fmt: skip
+                        reference(
+                            rng,
+                            client.language,
+                            [str(g["invoice_num"]) for g in group],
+                            client.client_id,
+                        )
                         if case == "combined_ref"
                         else rng.choice(GENERIC)
                     )

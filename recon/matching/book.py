@@ -21,6 +21,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from recon.matching.config import MatchConfig
 from recon.matching.frames import EXTRA_STATUSES, INVOICE_STATUSES, OPEN_STATUSES, MatchInputs
 from recon.matching.names import NameKeys, name_keys
+from recon.matching.numbering import number_formats
 from recon.matching.references import InvoiceKeys, invoice_keys
 from recon.matching.vec import KeyIndex, first_of_groups
 from recon.money import minor_exponent
@@ -63,6 +64,8 @@ class Book:
     """Typed, sorted arrays of the invoices and transactions, plus lookup structures."""
 
     config: MatchConfig
+    # the tenant's invoice number formats: configured, or learned from its invoice_num values
+    number_formats: tuple[str, ...]
     currencies: list[str]
     exponent: I64
     fee_cap: I64
@@ -216,9 +219,14 @@ def build_book(inputs: MatchInputs, config: MatchConfig) -> Book:
     counterparty = text(txn_frame["counterparty"])
     reference = text(txn_frame["reference"])
     source_by_row = codes(text(txn_frame["source"]), SOURCES)
+    formats = number_formats(
+        config.invoice_number_format,
+        invoice_num,
+        inv_frame["issued_on"].to_numpy(dtype=np.int32)[inv_order],
+    )
     # three independent pieces of text work, side by side (Arrow kernels release the GIL)
     with ThreadPoolExecutor(max_workers=min(3, os.cpu_count() or 1)) as pool:
-        keys_job = pool.submit(invoice_keys, inv_id, invoice_num, config.invoice_number_format)
+        keys_job = pool.submit(invoice_keys, inv_id, invoice_num, formats)
         names_job = pool.submit(
             _client_keys,
             text(inv_frame["client_name"]),
@@ -245,6 +253,7 @@ def build_book(inputs: MatchInputs, config: MatchConfig) -> Book:
     pairs = pair_key(client_keys.row, client_keys.key)
     return Book(
         config=config,
+        number_formats=formats,
         currencies=currencies,
         exponent=exponent,
         fee_cap=fee_cap,

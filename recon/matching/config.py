@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recon.errors import ConfigError
 
-_NUMBER_FORMAT_TOKENS = re.compile(r"\{(YEAR|MONTH|DAY|NUMBER)\}")
+_NUMBER_FORMAT_TOKENS = re.compile(r"\{(YEAR|YY|MONTH|DAY|NUMBER)\}")
 
 
 class MatchConfig(BaseModel):
@@ -44,7 +44,8 @@ class MatchConfig(BaseModel):
         default=Decimal("25.00"), ge=0, description="and at most this much, in major units"
     )
     invoice_number_format: str = Field(
-        default="{NUMBER}", description="the tenant's WHMCS sequential invoice number format"
+        default="{NUMBER}",
+        description="the tenant's WHMCS invoice number format; by default learned from invoice_num",
     )
     reference_cut_lengths: tuple[int, ...] = Field(
         default=(18,), description="lengths at which banks cut references"
@@ -94,7 +95,7 @@ class MatchConfig(BaseModel):
             raise ValueError("must contain {NUMBER}")
         rest = _NUMBER_FORMAT_TOKENS.sub("", value)
         if "{" in rest or "}" in rest:
-            raise ValueError("may only use {YEAR}, {MONTH}, {DAY} and {NUMBER}")
+            raise ValueError("may only use {YEAR}, {YY}, {MONTH}, {DAY} and {NUMBER}")
         return value
 
     @field_validator("payout_payer_patterns")

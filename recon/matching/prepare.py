@@ -60,7 +60,7 @@ def prepare(book: Book, payments: Bools) -> Prepared:
     rows = np.flatnonzero(payments)
     found = extract_numbers(
         book.references(rows),
-        cfg.invoice_number_format,
+        book.number_formats,
         cfg.reference_cut_lengths,
         cfg.min_bare_digits,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ FORMATTED: int = 2
 
 ID_KEY: int = 0
 NUM_KEY: int = 1
+GLUED_KEY: int = 2  # all the digits of an invoice_num in one run
 
 _LABEL = "§"
 _FORMAT = "¶"
@@ -74,7 +76,7 @@ _INVOICE_WORDS = (
     "FATTURA|FAKTURY|FAKTURA|NOTA|BILL|BELEG|REFERENCE|REF|NUMMER|NUMBER|NUMERO|NUM|NR|NO"
 )
 _LABELLED = (
-    rf"(?:\b(?:{_INVOICE_WORDS})|#)\W{{0,4}}(?:{_SUB_LABEL}\b\.?\W{{0,3}})?#?0*(\d{{1,12}})\b"
+    rf"(?:\b(?:{_INVOICE_WORDS})|#)[^\w§¶]{{0,4}}(?:{_SUB_LABEL}\b\.?\W{{0,3}})?#?0*(\d{{1,12}})\b"
 )
 _LIST_SEP = r"\s*(?:[,;&+/]|\bAND\b|\bUND\b|\bET\b|\bEN\b|\bY\b|\bE\b)\s*"
 # a marked number followed by up to three more, listed with commas, "&", "und", ...: the listed
@@ -129,6 +131,7 @@ _FIELD_PATTERNS = {
     "{YEAR}": r"(?:19|20)\d\d",
     "{MONTH}": r"(?:0?[1-9]|1[0-2])",
     "{DAY}": r"(?:0?[1-9]|[12]\d|3[01])",
+    "{YY}": r"\d\d",
     "{NUMBER}": r"0*(\d{1,12})",
 }
 
@@ -136,6 +139,10 @@ _FIELD_PATTERNS = {
 def _literal(part: str) -> str:
     """A literal part of the format; its separators may be written differently or left out."""
     return "".join(re.escape(c) if c.isalnum() else r"\W{0,2}" for c in part)
+
+
+def _formats(number_format: str | Sequence[str]) -> tuple[str, ...]:
+    return (number_format,) if isinstance(number_format, str) else tuple(number_format)
 
 
 def format_patterns(number_format: str) -> list[tuple[str, str]]:
@@ -167,13 +174,21 @@ def format_patterns(number_format: str) -> list[tuple[str, str]]:
         return "".join(out)
 
     separated, glued = fields(glued=False, min_digits=1), fields(glued=True, min_digits=1)
+    # letters before the number are specific enough to be found glued to other letters
+    # (`FVABC12345`, `NRINV-2026-00042`)
+    lead = "" if re.match(r"[A-Z]{2}", "".join(parts[:first_field])) else r"\b"
     patterns: list[tuple[str, str]] = []
     if has_letters or separated != glued:
-        patterns.append((rf"\b{prefix}{separated}\b", f" {_FORMAT}\\1{_FORMAT} "))
+        patterns.append((rf"{lead}{prefix}{separated}\b", f" {_FORMAT}\\1{_FORMAT} "))
+    if has_letters and prefix and parts[-1] == "{NUMBER}":
+        # the number glued to letters after it (`ABC12345REF`)
+        patterns.append((rf"{lead}{prefix}{separated}([A-Z])", f" {_FORMAT}\\1{_FORMAT} \\2"))
     if prefix and glued != separated:
         # group 1: the whole digit run, group 2: the {NUMBER} inside it
-        patterns.append((rf"\b{prefix}({glued})\b", f" {_LABEL}\\1{_LABEL} {_FORMAT}\\2{_FORMAT} "))
-    if prefix and first_field < len(parts) and parts[first_field] != "{NUMBER}":
+        patterns.append(
+            (rf"{lead}{prefix}({glued})\b", f" {_LABEL}\\1{_LABEL} {_FORMAT}\\2{_FORMAT} ")
+        )
+    if prefix and first_field < len(parts) and parts[first_field] not in ("{NUMBER}", "{YY}"):
         patterns.append((rf"\b{fields(glued=False, min_digits=3)}\b", f" {_FORMAT}\\1{_FORMAT} "))
     return patterns
 
@@ -206,7 +221,9 @@ def _replace_where(text: pa.Array, pattern: str, replacement: str = " ") -> pa.A
     return pc.replace_with_mask(text, hit, some)
 
 
-def normalise_reference(references: pd.Series | pa.Array, number_format: str) -> pa.Array:
+def normalise_reference(
+    references: pd.Series | pa.Array, number_format: str | Sequence[str]
+) -> pa.Array:
     """Rewrite references so invoice numbers are marked (¶ formatted, § labelled) and decoys gone.
 
     Order matters: dates and provider ids go before formatted numbers are marked; client, order
@@ -217,8 +234,9 @@ def normalise_reference(references: pd.Series | pa.Array, number_format: str) ->
     pad = pa.scalar(" ", pa.large_string())
     text = pc.binary_join_element_wise(pad, text, pad, pa.scalar("", pa.large_string()))
     text = _replace_where(text, _alternation([_PROVIDER_IDS, *_DATES, *_DATE_DIGITS]))
-    for pattern, replacement in format_patterns(number_format):
-        text = _replace_where(text, pattern, replacement)
+    for one_format in _formats(number_format):
+        for pattern, replacement in format_patterns(one_format):
+            text = _replace_where(text, pattern, replacement)
     text = _replace_where(text, _alternation([*_AMOUNTS, *_PHONES, _CLIENT_NUMBERS]))
     text = _replace_where(text, _LABELLED, rf" {_LABEL}\1{_LABEL} ")
     text = _replace_where(
@@ -244,7 +262,7 @@ _CHUNK_ROWS = 200_000
 
 def extract_numbers(
     references: pd.Series | pa.Array,
-    number_format: str,
+    number_format: str | Sequence[str],
     cut_lengths: tuple[int, ...] = (18,),
     min_bare_digits: int = 4,
 ) -> RefNumbers:
@@ -277,7 +295,10 @@ def extract_numbers(
 
 
 def _numbers_in(
-    raw: pa.Array, number_format: str, cut_lengths: tuple[int, ...], min_bare_digits: int
+    raw: pa.Array,
+    number_format: str | Sequence[str],
+    cut_lengths: tuple[int, ...],
+    min_bare_digits: int,
 ) -> RefNumbers:
     text = normalise_reference(raw, number_format)
     pieces = pc.split_pattern_regex(text, pattern=_PIECES)
@@ -332,33 +353,54 @@ def _dedupe(found: RefNumbers) -> RefNumbers:
     return RefNumbers(kept.row, kept.value, kept.kind, kept.digits, all_cut)
 
 
-def invoice_keys(invoice_ids: I64, invoice_nums: pa.Array, number_format: str) -> InvoiceKeys:
-    """Keys of each invoice: its id, and the {NUMBER} of its invoice_num when it has one.
+def invoice_keys(
+    invoice_ids: I64, invoice_nums: pa.Array, number_format: str | Sequence[str]
+) -> InvoiceKeys:
+    """Keys of each invoice: its id, the {NUMBER} of its invoice_num, and all its digits.
 
-    An invoice_num not in the tenant's format (numbering changed over the years) still gives its
-    last run of digits.
+    The first of the formats the invoice_num is written in gives the {NUMBER}; an invoice_num in
+    none of them gives its last run of digits. All the digits of an invoice_num in one run
+    (`INV-2026-00042` → 202600042) are a key too: a bank or payer may drop the separators.
     """
     n = len(invoice_ids)
-    nums = _as_array(invoice_nums)
-    last_digits = r"(?P<n>\d{1,12})\D*$"
-    if number_format.endswith("{NUMBER}"):
-        # the {NUMBER} is the trailing digits, and so is the fallback for other numberings
-        formatted = pc.struct_field(pc.extract_regex(nums, last_digits), "n")
-    else:
-        nums = pc.utf8_upper(nums)
-        pattern = invoice_number_pattern(number_format)
-        formatted = pc.struct_field(pc.extract_regex(nums, pattern), "n")
-        other = pc.and_(pc.is_null(formatted), pc.not_equal(nums, ""))
-        if pc.any(other).as_py():
-            last = pc.extract_regex(pc.filter(nums, other), last_digits)
-            formatted = pc.replace_with_mask(formatted, other, pc.struct_field(last, "n"))
+    nums = pc.utf8_upper(_as_array(invoice_nums))
+    formatted = pa.nulls(n, type=pa.large_string())
+    for one_format in _formats(number_format):
+        if one_format == "{NUMBER}":
+            continue
+        missing = pc.is_null(formatted)
+        if not pc.any(missing).as_py():
+            break
+        found = pc.struct_field(
+            pc.extract_regex(pc.filter(nums, missing), invoice_number_pattern(one_format)), "n"
+        )
+        formatted = pc.replace_with_mask(formatted, missing, found)
+    other = pc.and_(pc.is_null(formatted), pc.not_equal(nums, ""))
+    if pc.any(other).as_py():
+        last = pc.extract_regex(pc.filter(nums, other), r"(?P<n>\d{1,12})\D*$")
+        formatted = pc.replace_with_mask(formatted, other, pc.struct_field(last, "n"))
     number = pc.coalesce(formatted, pa.scalar("0", pa.large_string()))
     num_value = pc.cast(number, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+    all_digits = pc.replace_substring_regex(nums, pattern=r"\D+", replacement="")
+    short = pc.less_equal(pc.utf8_length(all_digits), 15)
+    all_digits = pc.if_else(
+        pc.and_(short, pc.not_equal(all_digits, "")), all_digits, pa.scalar("0", pa.large_string())
+    )
+    glued_value = pc.cast(all_digits, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
     has_num = num_value > 0
-    value = np.concatenate([invoice_ids.astype(np.int64), num_value[has_num]])
-    invoice = np.concatenate([np.arange(n, dtype=np.int64), np.flatnonzero(has_num)])
+    has_glued = (glued_value > 0) & (glued_value != num_value)
+    value = np.concatenate(
+        [invoice_ids.astype(np.int64), num_value[has_num], glued_value[has_glued]]
+    )
+    invoice = np.concatenate(
+        [np.arange(n, dtype=np.int64), np.flatnonzero(has_num), np.flatnonzero(has_glued)]
+    )
     kind = np.concatenate(
-        [np.full(n, ID_KEY, dtype=np.int8), np.full(int(has_num.sum()), NUM_KEY, dtype=np.int8)]
+        [
+            np.full(n, ID_KEY, dtype=np.int8),
+            np.full(int(has_num.sum()), NUM_KEY, dtype=np.int8),
+            np.full(int(has_glued.sum()), GLUED_KEY, dtype=np.int8),
+        ]
     )
     order = np.lexsort((kind, invoice, value))
     value = value[order]
@@ -372,7 +414,7 @@ def join_keys(found: RefNumbers, keys: InvoiceKeys) -> tuple[I64, I64]:
     """
     which, slot = keys.index.lookup(found.value)
     invoice = keys.invoice[slot]
-    ok = (found.kind[which] != FORMATTED) | (keys.kind[slot] == NUM_KEY)
+    ok = (found.kind[which] != FORMATTED) | (keys.kind[slot] != ID_KEY)
     return which[ok], invoice[ok]
 
 

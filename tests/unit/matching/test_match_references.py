@@ -98,8 +98,16 @@ def test_bare_numbers_need_four_digits_unless_labelled() -> None:
 def test_format_patterns() -> None:
     assert format_patterns("{NUMBER}") == []
     assert format_patterns("{YEAR}{NUMBER}") == []
-    assert len(format_patterns("INV-{YEAR}-{NUMBER}")) == 3
+    # full form, glued to letters after it, glued digits, and the form without the letters
+    assert len(format_patterns("INV-{YEAR}-{NUMBER}")) == 4
     assert numbers("RE-00042", "RE-{NUMBER}") == {42: FORMATTED}
+
+
+def test_numbers_glued_to_letters_and_two_digit_years() -> None:
+    assert numbers("FVABC00042", "ABC{NUMBER}") == {42: FORMATTED}
+    assert numbers("ABC00042REF", "ABC{NUMBER}") == {42: FORMATTED}
+    assert numbers("Faktura R26 0042", "R{YY}-{NUMBER}")[42] == FORMATTED
+    assert numbers("pago 00042 DE", "{NUMBER}-DE") == {42: FORMATTED}
 
 
 def test_invoice_keys_and_join() -> None:
