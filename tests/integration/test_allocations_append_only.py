@@ -201,7 +201,7 @@ def test_no_code_updates_or_deletes_an_allocation() -> None:
     assert found == []
 
 
-OLD_STORE = '''
+OLD_STORE = """
 def store_allocations(session, wanted, window_refs):
     existing = {a.allocation_key: a for a in session.scalars(select(Allocation))}
     for key, allocation in existing.items():
@@ -213,7 +213,7 @@ def store_allocations(session, wanted, window_refs):
             allocation.run_id = "r"
     session.execute(update(Allocation).values(decision="review"))
     session.execute(text("DELETE FROM allocations WHERE id = 1"))
-'''
+"""
 
 
 def test_the_scan_finds_each_kind_of_update_and_delete() -> None:
