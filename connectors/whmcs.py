@@ -18,6 +18,10 @@ returns the payment already there. A failed write is never retried blindly: it l
 again, and tries once more only when WHMCS itself answered (500/503, or a cut body) so that the
 lookup is conclusive; after a timeout or a proxy error the write may still land, so it raises
 (`outcome_unknown`) and leaves it to the next run's lookup. A payment is never recorded twice.
+Before it adds anything it reads the invoice as WHMCS shows it now (`invoice_ledger`: balance
+and recorded payments) and asks the caller's `guard` whether one of those payments already is
+this one (recorded by hand, or by a gateway module, with or without a transid); and it never
+adds more than the invoice has open.
 """
 
 from __future__ import annotations
@@ -93,6 +97,21 @@ class RecordedPayment:
     gateway: str
     transid: str
     created: bool
+
+
+@dataclass(frozen=True)
+class InvoiceLedger:
+    """An invoice as WHMCS shows it now (GetInvoice): currency, open balance, payments."""
+
+    invoice_id: int
+    currency: str
+    status: str
+    balance_minor: int
+    payments: tuple[RecordedPayment, ...]
+
+
+PaymentGuard = Callable[[InvoiceLedger], RecordedPayment | None]
+"""`guard(ledger)`: the payment already recorded on the invoice that is this one, or None."""
 
 
 class WhmcsClient(Closing):
@@ -206,6 +225,23 @@ class WhmcsClient(Closing):
         body["transactions"] = _records(body.get("transactions"), "transaction", "GetInvoice")
         return body
 
+    def invoice_ledger(self, invoice_id: int) -> InvoiceLedger:
+        """The invoice's currency, open balance and recorded payments, as WHMCS shows them now."""
+        invoice = self.get_invoice(invoice_id)
+        code = self.client_currency(_int(invoice.get("userid"), "GetInvoice userid"))
+        what = f"WHMCS invoice {invoice_id}"
+        payments = []
+        for row in invoice["transactions"]:
+            record = _recorded_row({"invoiceid": invoice_id, **row}, code)
+            payments.append(RecordedPayment(**record, created=False))
+        return InvoiceLedger(
+            invoice_id=invoice_id,
+            currency=code,
+            status=_str(invoice.get("status")),
+            balance_minor=_minor(invoice.get("balance"), code, f"{what} balance"),
+            payments=tuple(sorted(payments, key=lambda p: p.whmcs_txn_id)),
+        )
+
     def iter_transactions(
         self,
         *,
@@ -300,8 +336,11 @@ class WhmcsClient(Closing):
         paid_on: date | datetime,
         *,
         send_email: bool = False,
+        guard: PaymentGuard | None = None,
     ) -> RecordedPayment:
-        """Record a payment on an invoice once: an existing payment with `transid` is returned."""
+        """Record a payment on an invoice once: an existing payment with `transid` is returned,
+        and so is the one `guard` recognises among the invoice's payments; adding more than the
+        invoice has open is refused (WhmcsPaymentConflictError)."""
         code = normalise_currency(currency)
         if minor_exponent(code) > 2:
             raise WhmcsPaymentConflictError(
@@ -315,12 +354,24 @@ class WhmcsClient(Closing):
             _check_same(existing, amount_minor)
             logger.info("WHMCS invoice %s already records transid %s", invoice_id, transid)
             return existing
-        invoice = self.get_invoice(invoice_id)
-        invoice_code = self.client_currency(_int(invoice.get("userid"), "GetInvoice userid"))
-        if invoice_code != code:
+        ledger = self.invoice_ledger(invoice_id)
+        if ledger.currency != code:
             raise WhmcsPaymentConflictError(
-                f"WHMCS invoice {invoice_id} is billed in {invoice_code}, not {code}; "
+                f"WHMCS invoice {invoice_id} is billed in {ledger.currency}, not {code}; "
                 "a payment in another currency must be applied by hand."
+            )
+        if guard is not None and (same := guard(ledger)) is not None:
+            logger.info(
+                "WHMCS invoice %s already records this payment (WHMCS transaction %s)",
+                invoice_id,
+                same.whmcs_txn_id,
+            )
+            return same
+        if amount_minor > ledger.balance_minor:
+            raise WhmcsPaymentConflictError(
+                f"WHMCS invoice {invoice_id} has {format_amount(ledger.balance_minor, code)} "
+                f"{code} open, less than the {format_amount(amount_minor, code)} {code} to record; "
+                "WHMCS may already hold this payment, so check the invoice by hand."
             )
         when = (
             paid_on

@@ -1,10 +1,20 @@
 """WHMCS write-back: record automatic allocations as payments in WHMCS, exactly once.
 
-For each automatic allocation not yet applied, an `applied_payments` row is committed as
-`pending` BEFORE WHMCS is called, and marked `applied` after. WHMCS's AddInvoicePayment is made
-idempotent by `transid` (the payment's source id): the client looks the transid up on the
-invoice first. So a crash between the call and the commit leaves a pending row, and the next
-run's call finds the payment in WHMCS and only marks it applied: never a second payment.
+Only money WHMCS does not have is recorded: what may be written back is decided by
+`recon.writeback.may_write_back`, the one definition the engine uses too (a `recorded_*`
+allocation only confirms a payment WHMCS already records, so it is never sent).
+
+For each payment to record, an `applied_payments` row is committed as `pending` BEFORE WHMCS is
+called, and marked `applied` after. WHMCS's AddInvoicePayment is made idempotent by `transid`
+(the payment's source id): the client looks the transid up on the invoice first. So a crash
+between the call and the commit leaves a pending row, and the next run's call finds the payment
+in WHMCS and only marks it applied: never a second payment. Right before adding, the client
+reads the invoice as WHMCS shows it now and `already_recorded` picks out a payment WHMCS holds
+for this one without our transid (recorded by hand or by a gateway module): the row is then
+`applied` as found in WHMCS, and nothing is added.
+
+Apply runs under the tenant's writer lock (`recon.locks.tenant_lock`, taken by the run or by
+`recon apply`), so a `pending` row is always a crash's leftover, never another process's work.
 """
 
 from __future__ import annotations
@@ -12,19 +22,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Engine, and_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from connectors.whmcs import RecordedPayment, WhmcsPaymentConflictError
+from connectors.whmcs import InvoiceLedger, PaymentGuard, RecordedPayment, WhmcsPaymentConflictError
 from recon import audit
 from recon.canonical import split_transaction_ref
 from recon.db.base import utcnow
 from recon.db.models import Allocation, AppliedPayment, ReconException, Transaction
 from recon.db.tenancy import tenant_session
+from recon.locks import tenant_lock
+from recon.writeback import WRITE_BACK_DECISION, confirms_recorded, may_write_back
+from tasks.decisions import live_clause
 
 log = logging.getLogger("recon.apply")
 
@@ -45,6 +60,7 @@ class PaymentWriter(Protocol):
         paid_on: dt.date | dt.datetime,
         *,
         send_email: bool = False,
+        guard: PaymentGuard | None = None,
     ) -> RecordedPayment: ...
 
 
@@ -73,9 +89,64 @@ class ApplyReport:
     dry_run: bool = False
 
 
-def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment]:
-    """Automatic engine allocations that are neither reversed nor already applied."""
-    reversal = aliased(Allocation)
+@dataclass
+class Claims:
+    """What of an invoice's WHMCS payments other payments already account for."""
+
+    whmcs_ids: set[int] = field(default_factory=set)
+    """WHMCS transactions an earlier apply recorded or found for a payment."""
+    transids: set[str] = field(default_factory=set)
+    """Source ids of the payments allocated to the invoice: a WHMCS row with one is theirs."""
+    confirmed: list[tuple[str, int]] = field(default_factory=list)
+    """(transid, amount) of the engine's confirmations of payments WHMCS records."""
+
+
+# A payment recorded by hand carries the date someone entered; a few days before the money
+# booked is a typo or a time zone, a week more is an earlier payment of the same amount.
+RECORDED_EARLY_DAYS = 7
+
+
+def already_recorded(
+    payment: PlannedPayment, ledger: InvoiceLedger, claims: Claims
+) -> RecordedPayment | None:
+    """The payment on the WHMCS invoice that already is `payment`, or None.
+
+    One of the invoice's payments of the same amount that no other payment accounts for: one
+    without a transid (entered by hand) dated from a week before the money on; or, when adding
+    `payment` would take the invoice past its total, one with any transid.
+    """
+    in_whmcs = {p.transid for p in ledger.payments if p.transid}
+    free = [
+        p
+        for p in ledger.payments
+        if p.amount_minor == payment.amount_minor
+        and p.whmcs_txn_id not in claims.whmcs_ids
+        and not (p.transid and p.transid in claims.transids)
+    ]
+    overpays = payment.amount_minor > ledger.balance_minor
+    earliest = payment.paid_on - dt.timedelta(days=RECORDED_EARLY_DAYS)
+    pool = [
+        p
+        for p in free
+        if overpays or (not p.transid.strip() and dt.date.fromisoformat(p.recorded_on) >= earliest)
+    ]
+    # The engine's confirmations by reference or payer name no WHMCS row by transid: each
+    # takes one payment of its amount first.
+    unnamed = sum(
+        1 for transid, amount in claims.confirmed
+        if amount == payment.amount_minor and transid not in in_whmcs
+    )  # fmt: skip
+    left = pool[unnamed:]
+    return replace(left[0], created=False) if left else None
+
+
+def _guard(
+    payment: PlannedPayment, claims: Claims, ledger: InvoiceLedger
+) -> RecordedPayment | None:
+    return already_recorded(payment, ledger, claims)
+
+
+def _live_auto(session: Session) -> list[tuple[Allocation, Transaction]]:
     rows = session.execute(
         select(Allocation, Transaction)
         .join(
@@ -86,27 +157,31 @@ def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment
                 == Allocation.transaction_ref,
             ),
         )
-        .outerjoin(reversal, reversal.reverses_id == Allocation.id)
-        .outerjoin(
-            AppliedPayment,
-            and_(
-                AppliedPayment.invoice_id == Allocation.invoice_id,
-                AppliedPayment.transid == Transaction.source_id,
-                AppliedPayment.state == "applied",
-            ),
-        )
-        .where(
-            Allocation.decision == "auto",
-            Allocation.reverses_id.is_(None),
-            reversal.id.is_(None),
-            AppliedPayment.id.is_(None),
-            Allocation.amount_minor > 0,
-        )
+        .where(live_clause(), Allocation.decision == WRITE_BACK_DECISION)
         .order_by(Allocation.id)
     ).all()
+    return [(a, t) for a, t in rows]
+
+
+def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment]:
+    """The live allocations that may be written back (`may_write_back`) and are not applied."""
+    applied = {
+        (invoice_id, transid)
+        for invoice_id, transid in session.execute(
+            select(AppliedPayment.invoice_id, AppliedPayment.transid).where(
+                AppliedPayment.state == "applied"
+            )
+        )
+    }
     planned = []
-    for allocation, transaction in rows:
+    for allocation, transaction in _live_auto(session):
+        if not may_write_back(allocation.rule, allocation.decision):
+            continue
+        if allocation.amount_minor <= 0:
+            continue
         source, _, source_id = split_transaction_ref(allocation.transaction_ref)
+        if (allocation.invoice_id, source_id) in applied:
+            continue
         # The fee belongs to the payment; it is recorded once, with its first allocation.
         whole = allocation.amount_minor == transaction.amount_minor
         planned.append(
@@ -122,6 +197,29 @@ def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment
             )
         )
     return planned
+
+
+def claims_on(session: Session, invoice_ids: Iterable[str]) -> dict[str, Claims]:
+    """For each invoice, what of its WHMCS payments other payments account for."""
+    wanted = set(invoice_ids)
+    claims: dict[str, Claims] = defaultdict(Claims)
+    for allocation in session.scalars(
+        select(Allocation).where(live_clause(), Allocation.invoice_id.in_(wanted))
+    ):
+        transid = split_transaction_ref(allocation.transaction_ref)[2]
+        claim = claims[allocation.invoice_id]
+        claim.transids.add(transid)
+        if confirms_recorded(allocation.rule):
+            claim.confirmed.append((transid, allocation.amount_minor))
+    for row in session.scalars(
+        select(AppliedPayment).where(
+            AppliedPayment.state == "applied", AppliedPayment.invoice_id.in_(wanted)
+        )
+    ):
+        claims[row.invoice_id].transids.add(row.transid)
+        if row.response and row.response.get("whmcs_txn_id") is not None:
+            claims[row.invoice_id].whmcs_ids.add(int(row.response["whmcs_txn_id"]))
+    return {invoice_id: claims[invoice_id] for invoice_id in wanted}
 
 
 def _intent(engine: Engine, tenant_id: str, payment: PlannedPayment) -> bool:
@@ -223,15 +321,21 @@ def apply_payments(
     dry_run: bool = False,
     actor: str = "apply",
 ) -> ApplyReport:
-    """Record every pending automatic allocation in WHMCS (or, with `dry_run`, list them)."""
+    """Record every payment to write back in WHMCS (or, with `dry_run`, list them).
+
+    The caller holds the tenant's writer lock (`apply_locked` takes it)."""
     with tenant_session(engine, tenant_id) as session:
         planned = plan_payments(session, default_gateway)
+        claims = claims_on(session, {p.invoice_id for p in planned})
     report = ApplyReport(planned=planned, dry_run=dry_run)
     if dry_run:
         return report
     for payment in planned:
         if not _intent(engine, tenant_id, payment):
             continue
+        claim = claims[payment.invoice_id]
+
+        guard = partial(_guard, payment, claim)
         try:
             recorded = writer.add_invoice_payment(
                 int(payment.invoice_id),
@@ -241,12 +345,15 @@ def apply_payments(
                 payment.fees_minor,
                 payment.gateway,
                 payment.paid_on,
+                guard=guard,
             )
         except WhmcsPaymentConflictError as exc:
             _settle(engine, tenant_id, payment, actor=actor, recorded=None, failure=str(exc))
             report.failed.append((payment, str(exc)))
             continue
         _settle(engine, tenant_id, payment, actor=actor, recorded=recorded, failure=None)
+        claim.whmcs_ids.add(recorded.whmcs_txn_id)
+        claim.transids.add(payment.transid)
         if recorded.created:
             report.applied += 1
         else:
@@ -259,6 +366,22 @@ def apply_payments(
         len(report.failed),
     )
     return report
+
+
+def apply_locked(
+    engine: Engine,
+    tenant_id: str,
+    writer: PaymentWriter,
+    *,
+    default_gateway: str = "banktransfer",
+    actor: str = "apply",
+) -> ApplyReport:
+    """`apply_payments` under the tenant's writer lock; TenantBusyError (exit 10) when a run
+    or another apply of the tenant is writing."""
+    with tenant_lock(engine, tenant_id):
+        return apply_payments(
+            engine, tenant_id, writer, default_gateway=default_gateway, actor=actor
+        )
 
 
 def describe(planned: Iterable[PlannedPayment]) -> list[dict[str, str]]:

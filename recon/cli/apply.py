@@ -17,12 +17,15 @@ def apply_command(
         bool, typer.Option("--dry-run", help="List what would be applied; change nothing.")
     ] = False,
 ) -> None:
-    """Apply automatic allocations to WHMCS with AddInvoicePayment, each exactly once."""
+    """Apply automatic allocations to WHMCS with AddInvoicePayment, each exactly once.
+
+    Holds the tenant's writer lock while it writes: exit 10 when a run or another apply of the
+    tenant is writing."""
     from connectors.whmcs import WhmcsClient
     from recon.db.tenancy import admin_session
     from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
     from recon.tenants import get_tenant, parse_settings
-    from tasks.apply import apply_payments, describe
+    from tasks.apply import ApplyReport, apply_locked, apply_payments, describe
 
     rt = runtime()
     engine = rt.checked_engine()
@@ -35,14 +38,19 @@ def apply_command(
         rt.secrets.get(WHMCS_API_IDENTIFIER, tenant),
         rt.secrets.get(WHMCS_API_SECRET, tenant),
     ) as client:
-        report = apply_payments(
-            engine,
-            tenant,
-            client,
-            default_gateway=settings.whmcs.gateway,
-            dry_run=dry_run,
-            actor=current_actor(),
-        )
+        report: ApplyReport
+        if dry_run:
+            report = apply_payments(
+                engine, tenant, client, default_gateway=settings.whmcs.gateway, dry_run=True
+            )
+        else:
+            report = apply_locked(
+                engine,
+                tenant,
+                client,
+                default_gateway=settings.whmcs.gateway,
+                actor=current_actor(),
+            )
     table = Table("invoice", "transid", "amount (minor)", "currency", "gateway", "date",
                   title="would be applied" if dry_run else "planned")  # fmt: skip
     for row in describe(report.planned):

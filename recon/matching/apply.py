@@ -1,8 +1,8 @@
 """The state after applying a result: what WHMCS looks like once the auto allocations are in.
 
-Each automatic allocation (except the `recorded_*` ones, which WHMCS already has) becomes a
-recorded payment whose `transid` is the transaction id, as `AddInvoicePayment` would record it,
-and lowers the invoice's balance; an invoice paid in full becomes `Paid`. Matching the new state
+Each allocation that may be written back (`recon.writeback.may_write_back`: automatic, and not a
+`recorded_*` confirmation of a payment WHMCS already has) becomes a recorded payment whose
+`transid` is the transaction id, as `AddInvoicePayment` would record it, and lowers the invoice's balance; an invoice paid in full becomes `Paid`. Matching the new state
 with the same transactions must add nothing: that is the engine's idempotence.
 """
 
@@ -12,16 +12,22 @@ import numpy as np
 import pandas as pd
 
 from recon.matching.frames import OPEN_STATUSES, MatchInputs, MatchResult
+from recon.writeback import CONFIRMING_PREFIX, may_write_back
 
-CONFIRMING_PREFIX = "recorded_"
+__all__ = ["CONFIRMING_PREFIX", "applied", "apply_result"]
+
 GATEWAY_OF_SOURCE = {"bank": "banktransfer", "stripe": "stripe", "gocardless": "gocardless"}
 
 
 def applied(result: MatchResult) -> pd.DataFrame:
-    """The allocations that would be written to WHMCS: automatic, not already recorded."""
+    """The allocations that would be written to WHMCS (`may_write_back`)."""
     a = result.allocations
-    keep = (a["decision"] == "auto") & ~a["rule"].str.startswith(CONFIRMING_PREFIX)
-    return a[keep].reset_index(drop=True)
+    verdict = {
+        (rule, decision): may_write_back(rule, decision)
+        for rule, decision in a[["rule", "decision"]].drop_duplicates().itertuples(index=False)
+    }
+    keep = [verdict[pair] for pair in zip(a["rule"], a["decision"], strict=True)]
+    return a[np.asarray(keep, dtype=bool)].reset_index(drop=True)
 
 
 def apply_result(inputs: MatchInputs, result: MatchResult) -> MatchInputs:
