@@ -207,7 +207,12 @@ def test_production_doctor_passes_with_every_secret_in_vault(
     monkeypatch.setenv("RECON_VAULT_ROLE_ID", credentials.role_id)
     monkeypatch.setenv("RECON_VAULT_SECRET_ID", credentials.secret_id)
     sandbox_vault.put_secret(
-        "recon/global", {"ui_cookie_secret": "c" * 32, "audit_export_signing_key": "k" * 32}
+        "recon/global",
+        {
+            "ui_cookie_secret": "c" * 32,
+            "audit_export_signing_key": "k" * 32,
+            "audit_chain_key": "a" * 32,
+        },
     )
     sandbox_vault.put_secret(
         "recon/tenants/acme", {"whmcs_api_identifier": "ident-1", "whmcs_api_secret": "s" * 20}
