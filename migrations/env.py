@@ -1,4 +1,8 @@
-"""Alembic environment: the URL comes from the settings (or a connection handed in by code)."""
+"""Alembic environment: the URL comes from the settings (or a connection handed in by code).
+
+All the revisions of one command run in one transaction, DDL included, also on SQLite (see
+`recon.db.engine.schema_transaction`): an interrupted upgrade leaves the database where it was.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from recon.db import models
-from recon.db.engine import make_engine
+from recon.db.engine import make_engine, schema_transaction
 from recon.settings import get_settings
 
 config = context.config
@@ -19,7 +23,6 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
-        transaction_per_migration=True,
     )
 
 
@@ -40,7 +43,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run against a connection handed in by `recon.db.migrate`, or one made from settings."""
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if connection is not None:  # already inside `schema_transaction`
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
@@ -48,7 +51,7 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url") or get_settings().resolved_migration_url
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, schema_transaction(conn):
             _configure(conn)
             with context.begin_transaction():
                 context.run_migrations()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import SecretStr
+from sqlalchemy import Engine
 
 from connectors.sandbox.serve import RunningServer, run_in_thread
 from connectors.sandbox.world import SandboxCredentials, SandboxWorld, world_ending
@@ -107,16 +108,50 @@ def sandbox_environment(base: Settings, today: dt.date) -> Iterator[DemoEnvironm
             get_settings.cache_clear()
 
 
-def prepare_database(runtime: Runtime) -> str:
-    """Migrate the demo database to head (backing up a non-empty one); returns a summary."""
+def prepare_database(runtime: Runtime, *, disposable: bool = False) -> str:
+    """Migrate the demo database to head (backing up a non-empty one); returns a summary.
+
+    With `disposable` (the demo's own SQLite file under `var/demo/`, not a database the user
+    named), a database no migration can continue from is copied to the backups and rebuilt: one
+    holding tables without a revision (a first run interrupted by an older version) or one at a
+    revision this code does not know.
+    """
     engine = runtime.admin_engine
-    before = migrate.current_revision(engine)
-    if before == migrate.head_revision():
-        return f"database at head ({before})"
+    status = migrate.schema_status(engine)
+    if status.at_head:
+        return f"database at head ({status.current})"
+    backups = runtime.settings.data_dir / "backups"
+    reason = _why_rebuild(status) if disposable and engine.dialect.name == "sqlite" else None
+    if reason is not None:
+        copy = backup_database(engine, default_backup_path(engine, backups))
+        _remove_sqlite_database(engine)
+        migrate.upgrade(engine)
+        return (
+            f"rebuilt the demo database: it {reason} (a copy is at {copy}); "
+            f"migrated to {migrate.head_revision()}"
+        )
+    if status.unversioned:
+        raise status.unversioned_error()
     if migrate.has_data(engine):
-        backup_database(engine, default_backup_path(engine, runtime.settings.data_dir / "backups"))
+        backup_database(engine, default_backup_path(engine, backups))
     migrate.upgrade(engine)
-    return f"database migrated {before or '(empty)'} -> {migrate.head_revision()}"
+    return f"database migrated {status.current or '(empty)'} -> {migrate.head_revision()}"
+
+
+def _why_rebuild(status: migrate.SchemaStatus) -> str | None:
+    if status.unversioned:
+        return "held tables without a migration revision"
+    if status.current is not None and not migrate.is_known_revision(status.current):
+        return f"was at revision {status.current}, which this version does not know"
+    return None
+
+
+def _remove_sqlite_database(engine: Engine) -> None:
+    """Delete a SQLite database file with its journal, WAL and shared-memory files."""
+    engine.dispose()  # no pooled connection keeps the old file open
+    database = Path(engine.url.database or "")
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
 
 
 def ensure_demo_tenant(runtime: Runtime, tenant_settings: TenantSettings) -> None:

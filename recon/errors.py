@@ -41,3 +41,7 @@ class InputFileError(ReconError):
     """An input file is unreadable or malformed; the message names file, row and column."""
 
     exit_code = 6
+
+
+class UnversionedSchemaError(SchemaNotAtHeadError):
+    """The database holds this schema's tables but no migration revision."""

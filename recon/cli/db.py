@@ -26,6 +26,8 @@ def status() -> None:
     console.print(f"database: {state.url}")
     console.print(f"current:  {state.current or '(empty)'}")
     console.print(f"head:     {state.head}")
+    if state.unversioned:
+        raise state.unversioned_error()
     if not state.at_head:
         raise SchemaNotAtHeadError("the schema is not at head; run `recon db upgrade`")
     console.print("[green]at head[/green]")
@@ -55,10 +57,13 @@ def upgrade(
     from recon.db.backup import backup_database, default_backup_path
 
     engine = runtime().admin_engine
-    before = migrate.current_revision(engine)
-    if before == migrate.head_revision() and revision == "head":
+    state = migrate.schema_status(engine)
+    before = state.current
+    if state.at_head and revision == "head":
         console.print(f"already at head ({before})")
         return
+    if state.unversioned:  # migrating over such tables would fail half-way; say what they are
+        raise state.unversioned_error()
     if not no_backup and migrate.has_data(engine):
         target = backup_database(engine, default_backup_path(engine, _backup_dir()))
         err_console.print(f"backup written to {target}")

@@ -30,7 +30,8 @@ def demo_command(
     from recon.tenants import TenantSettings
 
     base = runtime().settings
-    if base.database_url is None:
+    disposable = base.database_url is None  # the demo's own database, not one the user named
+    if disposable:
         demo_dir = base.data_dir / "demo"
         base = base.model_copy(
             update={"database_url": f"sqlite:///{demo_dir / 'recon.db'}", "data_dir": demo_dir}
@@ -42,7 +43,7 @@ def demo_command(
         console.print(f"sandbox providers at {env.server.url} ({_describe(env.sandbox.summary())})")
         demo_runtime = Runtime(env.settings)
         try:
-            console.print(prepare_database(demo_runtime))
+            console.print(prepare_database(demo_runtime, disposable=disposable))
             tenant_settings = TenantSettings.model_validate(
                 env.sandbox.tenant_settings(env.server.url)
             )

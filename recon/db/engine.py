@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -57,3 +59,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def schema_transaction(connection: Connection) -> Iterator[None]:
+    """One transaction around schema changes, DDL included, committed only if all succeed.
+
+    PostgreSQL's DDL is transactional as it is. Python's sqlite3 driver runs DDL outside any
+    transaction (it opens one only before DML), so on SQLite the driver's own transaction
+    handling is switched off for the duration and the transaction is begun here, `IMMEDIATE`
+    so that two migrators queue on the write lock instead of failing half-way.
+    """
+    if connection.dialect.name != "sqlite":
+        with connection.begin():
+            yield
+        return
+    if connection.in_transaction():
+        connection.commit()
+    dbapi_connection = connection.connection.dbapi_connection
+    if not isinstance(dbapi_connection, sqlite3.Connection):  # pragma: no cover - pysqlite only
+        raise TypeError(f"unexpected SQLite driver connection {type(dbapi_connection).__name__}")
+    previous = dbapi_connection.isolation_level
+    dbapi_connection.isolation_level = None  # the driver no longer begins or commits by itself
+    try:
+        with connection.begin():  # its commit or rollback reaches the driver, ends our BEGIN
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield
+    finally:
+        dbapi_connection.isolation_level = previous

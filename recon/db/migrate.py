@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, inspect
 
-from recon.db.engine import describe_url
-from recon.errors import NotFoundError, SchemaNotAtHeadError
+from recon.db.engine import describe_url, schema_transaction
+from recon.errors import NotFoundError, SchemaNotAtHeadError, UnversionedSchemaError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -33,10 +33,25 @@ def head_revision() -> str:
     return head
 
 
+def is_known_revision(revision: str) -> bool:
+    """True when `revision` is one of the code's migrations."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_tables(engine: Engine) -> list[str]:
+    """The tables of this project's schema that exist in the database (others are ignored)."""
+    from recon.db.models import Base  # the models load only when a command inspects the schema
+
+    return sorted(set(inspect(engine).get_table_names()) & set(Base.metadata.tables))
 
 
 @dataclass(frozen=True)
@@ -46,25 +61,46 @@ class SchemaStatus:
     url: str
     current: str | None
     head: str
+    unversioned_tables: tuple[str, ...] = ()
 
     @property
     def at_head(self) -> bool:
         """True when the database needs no migration."""
         return self.current == self.head
 
+    @property
+    def unversioned(self) -> bool:
+        """True when tables of the schema exist but no revision is recorded."""
+        return self.current is None and bool(self.unversioned_tables)
+
+    def unversioned_error(self) -> UnversionedSchemaError:
+        """The one-sentence error for a database in the unversioned state."""
+        shown = ", ".join(self.unversioned_tables[:3])
+        more = len(self.unversioned_tables) - 3
+        return UnversionedSchemaError(
+            f"the database {self.url} holds {len(self.unversioned_tables)} tables of this "
+            f"schema ({shown}{f' and {more} more' if more > 0 else ''}) but no migration "
+            "revision, as an upgrade interrupted by an older version leaves it; restore it from "
+            "a backup, or empty it, and run `recon db upgrade` again"
+        )
+
 
 def schema_status(engine: Engine) -> SchemaStatus:
     """Current and head revisions of `engine`'s database."""
+    current = current_revision(engine)
     return SchemaStatus(
         url=describe_url(engine.url.render_as_string(hide_password=False)),
-        current=current_revision(engine),
+        current=current,
         head=head_revision(),
+        unversioned_tables=tuple(schema_tables(engine)) if current is None else (),
     )
 
 
 def ensure_at_head(engine: Engine) -> None:
     """Refuse to go on unless the schema is at head (every command that touches data calls it)."""
     status = schema_status(engine)
+    if status.unversioned:
+        raise status.unversioned_error()
     if not status.at_head:
         where = status.current or "empty (no migrations applied)"
         raise SchemaNotAtHeadError(
@@ -79,7 +115,14 @@ def has_data(engine: Engine) -> bool:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` on `engine`'s database."""
+    """Apply migrations up to `revision` on `engine`'s database, all of them or none.
+
+    A database holding the schema's tables without a revision is refused with
+    `UnversionedSchemaError` rather than migrated over.
+    """
+    status = schema_status(engine)
+    if status.unversioned:
+        raise status.unversioned_error()
     _run(engine, "upgrade", revision)
 
 
@@ -89,8 +132,9 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def _run(engine: Engine, direction: str, revision: str) -> None:
+    """Every step of the migration in one transaction (see `schema_transaction`)."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with engine.connect() as connection, schema_transaction(connection):
         config.attributes["connection"] = connection
         try:
             if direction == "upgrade":

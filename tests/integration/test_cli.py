@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.vault import VaultState
 from recon.cli.main import main
+from recon.db import migrate
+from recon.errors import SchemaNotAtHeadError
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -48,7 +51,7 @@ def test_status_fails_on_an_empty_database_until_upgraded(
     assert code != 0
     assert "recon db upgrade" in err
     code, out, _ = run(capsys, "db", "upgrade")
-    assert code == 0 and "-> 0002" in out
+    assert code == 0 and f"-> {migrate.head_revision()}" in out
     code, out, _ = run(capsys, "db", "status")
     assert code == 0 and "at head" in out
 
@@ -299,3 +302,19 @@ def test_run_rejects_bad_arguments_in_one_sentence(
     code, _, err = run(capsys, "run", *args)
     assert code != 0 and needle in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_upgrade_and_status_name_tables_without_a_version(tmp_path: Path) -> None:
+    """What an interrupted non-atomic upgrade left is named in one sentence, exit 4."""
+    url = f"sqlite:///{tmp_path / 'half.db'}"
+    env = {"RECON_DATABASE_URL": url, "RECON_DATA_DIR": str(tmp_path / "var")}
+    assert run_process("db", "upgrade", "0001", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "half.db") as conn:
+        conn.execute("DELETE FROM alembic_version")
+    for command in (["db", "upgrade"], ["db", "status"], ["tenant", "list"]):
+        result = run_process(*command, env=env)
+        assert result.returncode == SchemaNotAtHeadError.exit_code, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, (command, result.stderr)
+        assert "tables of this schema" in lines[0] and "no migration revision" in lines[0]
+    assert not (tmp_path / "var" / "backups").exists()  # nothing to back up before refusing
