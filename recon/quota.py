@@ -17,6 +17,11 @@ into `PolicyClient` as its `before_request`/`after_response` hooks:
   lowering ours) and when the window resets. `PolicyClient` hooks do not see headers, so the
   connector calls `learn` with the final response.
 
+A *retry* of a limited call after an attempt that counted (a 2xx whose body came back cut, a
+timeout) may only use the first half of the day's calls: it is refused with
+`QuotaRetryRefusedError` when taking it would leave fewer than half the limit, so one bad answer
+never spends the calls the day's next run needs.
+
 Days are UTC days of the injected clock. A window the provider says resets later than midnight
 keeps refusing until its learned reset time.
 """
@@ -116,6 +121,33 @@ class QuotaExhaustedError(ProviderError):
         self.usage = usage
 
 
+class QuotaRetryRefusedError(QuotaExhaustedError):
+    """A failed limited call is not retried: the retry would spend calls kept for the next run."""
+
+    def __init__(
+        self,
+        usage: QuotaUsage,
+        *,
+        provider: str,
+        method: str,
+        path: str,
+        endpoint: str | None,
+        attempts: int,
+    ) -> None:
+        ProviderError.__init__(
+            self,
+            f"{provider} {usage.endpoint} call for account {usage.account_ref} failed and is not "
+            f"retried: {usage.calls} of the {usage.limit} calls allowed on {usage.day} are used "
+            "and retries may use only the first half, so the rest is kept for the next run.",
+            provider=provider,
+            method=method,
+            path=path or "/",
+            endpoint=endpoint,
+            attempts=attempts,
+        )
+        self.usage = usage
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -157,6 +189,8 @@ class QuotaGuard:
     def before_request(self, info: CallInfo) -> None:
         """Reserve one call of the attempt's quota, or raise `QuotaExhaustedError`."""
         self._local.reserved = None
+        if info.attempt <= 1:
+            self._local.spent = 0
         key = self._scope_of(info)
         if key is None:
             return
@@ -170,13 +204,24 @@ class QuotaGuard:
         blocked = self._blocked_by_earlier_window(key, now)
         if blocked is not None:
             raise QuotaExhaustedError(blocked, provider=self.provider_label, **where)
-        if not self._reserve(key, now.date()):
+        # A retry after attempts that all gave their call back (429, 5xx) spends nothing more
+        # than the first try would; one after a call that counted (a cut 2xx body, a timeout)
+        # may only use the first half of the day's calls.
+        retry = info.attempt > 1 and getattr(self._local, "spent", 0) > 0
+        if not self._reserve(key, now.date(), retry=retry):
+            if retry:
+                raise QuotaRetryRefusedError(
+                    self.usage(key.account_ref, key.endpoint, now.date()),
+                    provider=self.provider_label,
+                    **where,
+                )
             raise QuotaExhaustedError(
                 self.usage(key.account_ref, key.endpoint, now.date()),
                 provider=self.provider_label,
                 **where,
             )
         self._local.reserved = (key, now.date())
+        self._local.spent = getattr(self._local, "spent", 0) + 1
 
     def check(
         self, account_ref: str, endpoint: str, *, method: str = "GET", path: str = ""
@@ -199,6 +244,7 @@ class QuotaGuard:
         self._local.reserved = None
         if reserved is None or 200 <= status < 300:
             return
+        self._local.spent = max(getattr(self._local, "spent", 0) - 1, 0)
         key, day = reserved
         table = self._table()
         with tenant_session(self._engine, self._tenant) as session:
@@ -309,17 +355,17 @@ class QuotaGuard:
         else:  # pragma: no cover - the project supports SQLite and PostgreSQL
             raise NotImplementedError(f"quotas are not implemented for {dialect}")
 
-    def _reserve(self, key: QuotaKey, day: dt.date) -> bool:
-        """Atomically count one more call if the day's limit allows it."""
+    def _reserve(self, key: QuotaKey, day: dt.date, *, retry: bool = False) -> bool:
+        """Atomically count one more call if the day's limit allows it (a retry: only while,
+        with it, at most half the limit is used)."""
         table = self._table()
+        limit = func.coalesce(table.c.limit, self.default_limit)
+        allowed = 2 * (table.c.calls + 1) <= limit if retry else table.c.calls < limit
         with tenant_session(self._engine, self._tenant) as session:
             self._ensure_row(session, key, day)
             result = session.execute(
                 update(ProviderQuota)
-                .where(
-                    *self._match(table, key, day),
-                    table.c.calls < func.coalesce(table.c.limit, self.default_limit),
-                )
+                .where(*self._match(table, key, day), allowed)
                 .values(calls=table.c.calls + 1)
                 .execution_options(synchronize_session=False)
             )
