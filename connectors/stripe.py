@@ -128,6 +128,7 @@ class Charge:
     customer_name: str | None
     balance_transaction: str | None
     status: str | None
+    payment_intent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +395,8 @@ def charge(record: Mapping[str, Any]) -> Charge | Malformed:
     name = billing.get("name") if isinstance(billing, dict) else None
     bt = record.get("balance_transaction")
     bt_id = bt.get("id") if isinstance(bt, dict) else bt
+    intent = record.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
     if r.reasons:
         return r.malformed("charge", created=created, amount_minor=amount, currency=currency)
     assert charge_id and created is not None and currency and amount is not None
@@ -407,6 +410,7 @@ def charge(record: Mapping[str, Any]) -> Charge | Malformed:
         customer_name=name if isinstance(name, str) and name else None,
         balance_transaction=bt_id if isinstance(bt_id, str) else None,
         status=r.text("status"),
+        payment_intent=intent_id if isinstance(intent_id, str) and intent_id else None,
     )
 
 

@@ -59,6 +59,19 @@ TRANSACTIONS = Dataset(
     settled=("status", "booked", "pending"),
 )
 
+STRIPE_TRANSACTIONS = Dataset(
+    name=TRANSACTIONS.name,
+    model=models.Transaction,
+    columns=(*TRANSACTIONS.columns, "charge_id", "payment_intent"),
+    key=TRANSACTIONS.key,
+    money=TRANSACTIONS.money,
+    dates=TRANSACTIONS.dates,
+    optional=(*TRANSACTIONS.optional, "charge_id", "payment_intent"),
+    settled=TRANSACTIONS.settled,
+)
+"""Stripe balance transactions (`source_id` is the `txn_...` id): TRANSACTIONS plus the charge
+each one belongs to and that charge's payment intent (what WHMCS records as `transid`)."""
+
 INVOICES = Dataset(
     name="invoices",
     model=models.Invoice,

@@ -4,16 +4,22 @@ One landed fetch holds every page of a window (`StripeClient.fetch_window`: payo
 transactions of each payout, the window's balance transactions, charges, refunds, disputes, and
 the detail objects retrieved by id), so a window replays whole or not at all.
 
-* Each balance transaction other than a payout's own is one TRANSACTIONS row: `source_id` is its
-  source (`ch_…`, `re_…`, `dp_…`; the `txn_…` id when it has none), `amount_minor` the signed gross
-  amount, `fee_minor` the fee, `booked_on`/`value_on` the UTC days of `created`/`available_on`,
-  `counterparty` the charge's billing name, `reference` the charge's description and the WHMCS
-  invoice id of its metadata (a refund or dispute carries its charge's), `payout_id` the payout
-  whose `payout=` listing holds it. So `sum(amount_minor - fee_minor)` over a payout's lines is
-  what Stripe says the payout should be.
+* Each balance transaction created in the window, other than a payout's own, is one
+  TRANSACTIONS row (`STRIPE_TRANSACTIONS`) keyed by its own `txn_…` id, so a charge with several
+  (its charge, refunds, a dispute and the dispute's reversal) loads each: `charge_id` is the
+  charge it belongs to (its source `ch_…`, or the charge of its `re_…`/`dp_…` source) and
+  `payment_intent` that charge's, which is how the engine links it to a WHMCS `transid`;
+  `amount_minor` the signed gross amount, `fee_minor` the fee, `booked_on`/`value_on` the UTC days
+  of `created`/`available_on`, `counterparty` the charge's billing name, `reference` the charge's
+  description and the WHMCS invoice id of its metadata (a refund or dispute carries its charge's),
+  `payout_id` the payout whose `payout=` listing holds it. So `sum(amount_minor - fee_minor)` over
+  a payout's lines is what Stripe says the payout should be.
 * A payout's own balance transaction (type `payout`) stands for the payout: it is counted, not
   loaded as a transaction; each payout object is one PAYOUTS row.
-* Each balance transaction of a payout's listing is one PAYOUT_LINES row.
+* Each balance transaction of a payout's listing is one PAYOUT_LINES row (by its `txn_…` id). One
+  created before the window (a payout arriving after the window its charges were booked in) is
+  only linked: its row belongs to its own window, and the loader fills that row's `payout_id` from
+  the line (`tasks.payout_links`), whichever of the two windows loads first.
 
 A record that cannot be loaded (a missing or non-integer amount, a currency that is not ISO 4217,
 `net` that is not `amount - fee`, a charge that disagrees with its balance transaction, a detail
@@ -30,7 +36,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from connectors.stripe import (
     LIST_ENDPOINTS,
@@ -50,7 +57,8 @@ from connectors.stripe import (
     payout,
     refund,
 )
-from recon.canonical import PAYOUT_LINES, PAYOUTS, TRANSACTIONS, Dataset
+from recon.canonical import PAYOUT_LINES, PAYOUTS, STRIPE_TRANSACTIONS, Dataset, transaction_ref
+from recon.db.models import Transaction
 from recon.db.tenancy import tenant_session
 from tasks.land import FetchScope, LandedPages, Page, StoredPage, land_or_replay
 from tasks.load import (
@@ -102,6 +110,8 @@ class StripeBatches:
     """Distinct raw balance transaction records in the pages."""
     payout_balance_transactions: int
     """Of which are payouts' own (type `payout`): represented by PAYOUTS, not loaded."""
+    linked_elsewhere: int = 0
+    """Of which were created outside the window (listed by a payout of it): only linked."""
 
     def batches(self) -> list[Batch]:
         """The three batches, in load order."""
@@ -191,23 +201,32 @@ def _record_key(record: Mapping[str, Any]) -> str:
 # -- normalising -----------------------------------------------------------------------------------
 
 
-def normalise(pages: Sequence[StoredPage], account_ref: str) -> StripeBatches:
-    """The canonical batches of a window's landed pages (pure: no call, no database)."""
-    window = _read(pages)
+def normalise(
+    pages: Sequence[StoredPage],
+    account_ref: str,
+    window: tuple[dt.date, dt.date] | None = None,
+) -> StripeBatches:
+    """The canonical batches of a window's landed pages (pure: no call, no database).
+
+    `window` (UTC days, both inclusive) is the window the pages were fetched for; without it, the
+    `created` bounds of the pages' balance transaction listings say it."""
+    window_read = _read(pages)
+    days = window if window is not None else fetched_window(pages)
     payout_of = {
         str(record["id"]): payout_id
-        for payout_id, record, _ in window.lines
+        for payout_id, record, _ in window_read.lines
         if isinstance(record.get("id"), str)
     }
-    transactions, skipped = _transactions(window, payout_of, account_ref)
+    transactions, skipped, elsewhere = _transactions(window_read, payout_of, account_ref, days)
     result = StripeBatches(
         transactions=transactions,
-        payouts=_payouts(window, account_ref),
-        payout_lines=_payout_lines(window, account_ref),
-        balance_transactions=len(window.bts.entries),
+        payouts=_payouts(window_read, account_ref),
+        payout_lines=_payout_lines(window_read, account_ref),
+        balance_transactions=len(window_read.bts.entries),
         payout_balance_transactions=skipped,
+        linked_elsewhere=elsewhere,
     )
-    accounted = len(transactions.rows) + len(transactions.rejects) + skipped
+    accounted = len(transactions.rows) + len(transactions.rejects) + skipped + elsewhere
     if accounted != result.balance_transactions:  # pragma: no cover - an invariant, kept on
         raise AssertionError(
             f"{result.balance_transactions} raw balance transactions but {accounted} accounted for"
@@ -215,34 +234,58 @@ def normalise(pages: Sequence[StoredPage], account_ref: str) -> StripeBatches:
     return result
 
 
+def fetched_window(pages: Iterable[StoredPage]) -> tuple[dt.date, dt.date] | None:
+    """The UTC days a fetch covered, from the `created` bounds of its balance transaction
+    listings (`created[gte]`, `created[lt]`); None when no page says."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for stored in pages:
+        if stored.page.endpoint != "/v1/balance_transactions":
+            continue
+        query = parse_qs(stored.page.request_key)
+        gte, lt = query.get("created[gte]"), query.get("created[lt]")
+        if gte and lt and gte[0].isdigit() and lt[0].isdigit():
+            starts.append(int(gte[0]))
+            ends.append(int(lt[0]))
+    if not starts:
+        return None
+    first = dt.datetime.fromtimestamp(min(starts), dt.UTC).date()
+    last = dt.datetime.fromtimestamp(max(ends) - 1, dt.UTC).date()
+    return first, last
+
+
+def _outside(created: dt.datetime | None, days: tuple[dt.date, dt.date] | None) -> bool:
+    return days is not None and created is not None and not days[0] <= created.date() <= days[1]
+
+
 def _transactions(
-    window: _Window, payout_of: Mapping[str, str], account_ref: str
-) -> tuple[Batch, int]:
+    window: _Window,
+    payout_of: Mapping[str, str],
+    account_ref: str,
+    days: tuple[dt.date, dt.date] | None,
+) -> tuple[Batch, int, int]:
     rows: list[JSON] = []
     rejects: list[Reject] = []
-    skipped = 0
-    first_of_source: dict[str, str] = {}
+    skipped = elsewhere = 0
     for key, entry in window.bts.entries.items():
         parsed, raw_id = entry.parsed, entry.raw_payload_id
         if isinstance(parsed, Malformed):
             if parsed.record.get("type") in PAYOUT_TYPES:
                 skipped += 1
-                continue
-            rejects.append(_reject(parsed, account_ref, raw_id, f"txn:{key}"))
+            elif _outside(parsed.created, days):
+                elsewhere += 1  # its own window quarantines it
+            else:
+                rejects.append(_reject(parsed, account_ref, raw_id, f"txn:{key}"))
             continue
         bt: BalanceTransaction = parsed
         if bt.type in PAYOUT_TYPES:
             skipped += 1
             continue
+        if _outside(bt.created, days):
+            elsewhere += 1  # listed by a payout of this window: a PAYOUT_LINES row links it
+            continue
         reasons: list[str] = []
-        if bt.source_id in first_of_source:
-            reasons.append(
-                f"balance transaction {bt.id} has the same source {bt.source_id} as "
-                f"{first_of_source[bt.source_id]}; only the first is loaded"
-            )
-        else:
-            first_of_source[bt.source_id] = bt.id
-        counterparty, reference = _details(bt, window, reasons)
+        found = _details(bt, window, reasons)
         if reasons:
             flagged = Malformed(
                 "balance_transaction",
@@ -259,7 +302,7 @@ def _transactions(
             {
                 "source": PROVIDER,
                 "account_ref": account_ref,
-                "source_id": bt.source_id,
+                "source_id": bt.id,
                 "kind": kind_of(bt),
                 "status": "pending" if bt.status == "pending" else "booked",
                 "booked_on": bt.created.date(),
@@ -267,15 +310,17 @@ def _transactions(
                 "amount_minor": bt.amount_minor,
                 "fee_minor": bt.fee_minor,
                 "currency": bt.currency,
-                "counterparty": counterparty,
-                "reference": reference,
+                "counterparty": found.counterparty,
+                "reference": found.reference,
                 "payout_id": payout_of.get(bt.id),
+                "charge_id": found.charge_id,
+                "payment_intent": found.payment_intent,
                 "raw_payload_id": raw_id,
                 "net_minor": bt.net_minor,
             }
         )
-    frame = _frame(TRANSACTIONS, rows, extra=("net_minor",))
-    return Batch(PROVIDER, TRANSACTIONS, frame, rejects), skipped
+    frame = _frame(STRIPE_TRANSACTIONS, rows, extra=("net_minor",))
+    return Batch(PROVIDER, STRIPE_TRANSACTIONS, frame, rejects), skipped, elsewhere
 
 
 def kind_of(bt: BalanceTransaction) -> str:
@@ -292,10 +337,19 @@ def kind_of(bt: BalanceTransaction) -> str:
     return "adjustment"
 
 
-def _details(
-    bt: BalanceTransaction, window: _Window, reasons: list[str]
-) -> tuple[str | None, str | None]:
-    """(counterparty, reference) from the charge behind a balance transaction."""
+@dataclass(frozen=True)
+class _Details:
+    """What a balance transaction takes from the charge behind it."""
+
+    counterparty: str | None = None
+    reference: str | None = None
+    charge_id: str | None = None
+    payment_intent: str | None = None
+
+
+def _details(bt: BalanceTransaction, window: _Window, reasons: list[str]) -> _Details:
+    """Payer, reference, charge id and payment intent from the charge behind a balance
+    transaction."""
     source = bt.source_id
     if source.startswith("re_"):
         found = _detail(window.refunds, "refund", source, reasons)
@@ -306,15 +360,20 @@ def _details(
     elif source.startswith("ch_"):
         charge_id = source
     else:
-        return None, bt.description
+        return _Details(reference=bt.description)
     if charge_id is None:
-        return None, None
+        return _Details()
     found_charge = _detail(window.charges, "charge", charge_id, reasons)
     if not isinstance(found_charge, Charge):
-        return None, None
+        return _Details(charge_id=charge_id)
     if kind_of(bt) == "charge":
         _check_charge(bt, found_charge, reasons)
-    return found_charge.customer_name, reference_of(found_charge)
+    return _Details(
+        found_charge.customer_name,
+        reference_of(found_charge),
+        charge_id,
+        found_charge.payment_intent,
+    )
 
 
 def _detail(seen: _Seen, what: str, object_id: str, reasons: list[str]) -> Any:
@@ -391,15 +450,12 @@ def _payout_lines(window: _Window, account_ref: str) -> Batch:
     for payout_id, record, raw_id in window.lines:
         if record.get("type") in PAYOUT_TYPES:
             continue
-        source = record.get("source")
-        source = source.get("id") if isinstance(source, dict) else source
-        txn_id = record.get("id")
-        transaction_id = source if isinstance(source, str) and source else txn_id
+        transaction_id = record.get("id")
         if not isinstance(transaction_id, str) or not transaction_id:
             rejects.append(
                 Reject(
                     row_key=f"line:{payout_id}:{quarantine_key(dict(record))}",
-                    reasons=("the balance transaction has neither a source nor an id",),
+                    reasons=("the balance transaction has no id",),
                     record=dict(record),
                     account_ref=account_ref,
                     raw_payload_id=raw_id,
@@ -473,8 +529,38 @@ def sync_window(
     """Land (or replay) a window, normalise it and load it: the Stripe part of a run."""
     scope = window_scope(account_ref, window_from, window_to)
     landed = land_window(engine, tenant_id, client, scope, refetch=refetch, run_id=run_id)
-    batches = normalise(landed.pages, account_ref)
+    batches = normalise(landed.pages, account_ref, (window_from, window_to))
     results = load_window(
         engine, tenant_id, batches, account_ref=account_ref, through=window_to, run_id=run_id
     )
     return WindowRun(landed, batches, results)
+
+
+# -- what the engine reads -----------------------------------------------------------------------
+
+
+def transid_aliases(session: Session) -> dict[str, tuple[str, ...]]:
+    """Transaction ref -> the ids WHMCS may record as a payment's `transid` for it: a Stripe
+    balance transaction's charge and that charge's payment intent."""
+    statement = select(
+        Transaction.source,
+        Transaction.account_ref,
+        Transaction.source_id,
+        Transaction.charge_id,
+        Transaction.payment_intent,
+    ).where(Transaction.charge_id.is_not(None))
+    return {
+        transaction_ref(source, account, source_id): tuple(i for i in (charge, intent) if i)
+        for source, account, source_id, charge, intent in session.execute(statement)
+    }
+
+
+def engine_reference(found: Transaction) -> str:
+    """The reference the engine reads. A Stripe charge's own balance transaction also quotes
+    its charge id and payment intent, so the WHMCS payment recorded under either (`transid`)
+    confirms it; refunds and disputes of the charge do not."""
+    reference = found.reference or ""
+    if found.kind != "charge" or not found.charge_id:
+        return reference
+    ids = " ".join(i for i in (found.charge_id, found.payment_intent) if i)
+    return f"{reference} | {ids}" if reference else ids

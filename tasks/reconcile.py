@@ -42,6 +42,7 @@ from recon.matching.io import inputs_from_frames
 from recon.money import format_amount
 from recon.tenants import TenantSettings
 from tasks.decisions import key_of, live_allocations, store_allocations, store_exceptions
+from tasks.normalise_stripe import engine_reference, transid_aliases
 
 log = logging.getLogger("recon.reconcile")
 
@@ -93,12 +94,14 @@ def build_frames(
     } - decided_by_people
     recorded = list(session.scalars(select(RecordedPayment)))
     in_whmcs = {(r.invoice_id, r.transid) for r in recorded if r.transid}
+    aliases = transid_aliases(session)  # a Stripe row is recorded under its charge's id
     held_elsewhere: dict[str, int] = defaultdict(int)
     for allocation in allocations:
         if allocation.transaction_ref in window_refs:
             continue  # recomputed by this run
         transid = split_transaction_ref(allocation.transaction_ref)[2]
-        if (allocation.invoice_id, transid) not in in_whmcs:
+        ids = (transid, *aliases.get(allocation.transaction_ref, ()))
+        if not any((allocation.invoice_id, i) in in_whmcs for i in ids):
             held_elsewhere[allocation.invoice_id] += allocation.amount_minor
     invoices = list(session.scalars(select(Invoice).order_by(Invoice.invoice_id)))
     invoice_rows = [
@@ -134,7 +137,7 @@ def build_frames(
                 "amount": format_amount(t.amount_minor, t.currency),
                 "currency": t.currency,
                 "counterparty": _text(t.counterparty),
-                "reference": _text(t.reference),
+                "reference": engine_reference(t),
             }
         )
         if t.fee_minor and t.kind != "fee":

@@ -4,7 +4,9 @@
 minor units of the ISO 4217 currency, timestamps tz-aware datetimes or unix seconds) and DERIVES
 what Stripe derives: one balance transaction per charge (`amount`, `fee`, `net = amount - fee`),
 refund (negative), dispute (negative amount plus the dispute fee) and payout (minus the payout
-total). A payout's amount is the sum of the nets of the balance transactions paid out in it, unless
+total). A dispute the merchant won has a second one, the reversal that gives the amount back
+(category `dispute_reversal`, same `dp_` source; the dispute fee is not returned), so one charge
+may have several balance transactions and two may share a source. A payout's amount is the sum of the nets of the balance transactions paid out in it, unless
 the seed gives an explicit `amount_minor` (a payout that does not add up). Ids are the seed's; the
 balance transaction ids, request ids and every other generated value are derived from them, so
 one seed always serves the same bytes.
@@ -64,7 +66,10 @@ DISPUTE_COLUMNS = (
     "fee_minor",
     "status",
 )
-"""Required columns of the `disputes` frame; optional: `payout_id`."""
+"""Required columns of the `disputes` frame; optional: `payout_id`, and for a `won` dispute
+`reversed_at` (when the amount came back; default seven days after `created`) and
+`reversal_payout_id` (the payout that pays the reversal out)."""
+WON_REVERSAL_AFTER = timedelta(days=7)
 PAYOUT_COLUMNS = ("payout_id", "created", "arrival_on", "currency", "status")
 """Required columns of the `payouts` frame; optional: `amount_minor` (else derived) and
 `automatic` (default true; a manual payout's balance transactions cannot be listed by `payout=`)."""
@@ -348,6 +353,17 @@ def _derived_id(prefix: str, source_id: str) -> str:
     return prefix + hashlib.sha256(f"{prefix}/{source_id}".encode()).hexdigest()[:24]
 
 
+def balance_transaction_id(source_id: str, *, reversal: bool = False) -> str:
+    """The id of the balance transaction the sandbox derives for an object (`ch_`, `re_`, `dp_`,
+    `po_`), or with `reversal` for a won dispute's reversal."""
+    return _txn_id(f"{source_id}/reversal" if reversal else source_id)
+
+
+def payment_intent_id(charge_id: str) -> str:
+    """The payment intent the sandbox gives a charge."""
+    return _derived_id("pi_", charge_id)
+
+
 @dataclass
 class _World:
     charges: list[JSON]
@@ -442,7 +458,13 @@ class _World:
             bts.append(bt)
             payout_of[bt["id"]] = _optional_text(row.get("payout_id"))
             charge["disputed"] = True
-            dispute_objs.append(_dispute(dispute_id, charge, amount, created, status, bt))
+            dispute_bts = [bt]
+            if status == "won":
+                reversal = _reversal(row, dispute_id, charge, amount, created)
+                bts.append(reversal)
+                payout_of[reversal["id"]] = _optional_text(row.get("reversal_payout_id"))
+                dispute_bts.append(reversal)
+            dispute_objs.append(_dispute(dispute_id, charge, amount, created, status, dispute_bts))
         payout_objs = _payouts(payout_rows, bts, payout_of, seen)
         for bt in bts:
             bt["_payout"] = payout_of.get(bt["id"])
@@ -535,6 +557,33 @@ def _payouts(
         payout_of[bt["id"]] = payout_id
         objs.append(_payout(payout_id, row, amount, currency, created, bt["id"]))
     return objs
+
+
+def _reversal(
+    row: Mapping[str, Any], dispute_id: str, charge: JSON, amount: int, created: int
+) -> JSON:
+    """A won dispute's second balance transaction: the disputed amount back."""
+    when = row.get("reversed_at")
+    reversed_at = (
+        created + int(WON_REVERSAL_AFTER.total_seconds())
+        if _is_missing(when)
+        else _unix(when, f"dispute {dispute_id} reversed_at")
+    )
+    if reversed_at < created:
+        raise ValueError(f"dispute {dispute_id} is reversed before it was opened")
+    bt = _balance_transaction(
+        source=dispute_id,
+        type_="adjustment",
+        category="dispute_reversal",
+        created=reversed_at,
+        amount=amount,
+        fee=0,
+        fee_description="",
+        currency=charge["currency"],
+        description=f"Chargeback reversal for {charge['id']}",
+    )
+    bt["id"] = balance_transaction_id(dispute_id, reversal=True)
+    return bt
 
 
 def _balance_transaction(
@@ -680,13 +729,13 @@ def _refund(refund_id: str, charge: JSON, amount: int, created: int, txn: str) -
 
 
 def _dispute(
-    dispute_id: str, charge: JSON, amount: int, created: int, status: str, bt: JSON
+    dispute_id: str, charge: JSON, amount: int, created: int, status: str, bts: list[JSON]
 ) -> JSON:
     return {
         "id": dispute_id,
         "object": "dispute",
         "amount": amount,
-        "balance_transactions": [bt],
+        "balance_transactions": bts,
         "charge": charge["id"],
         "created": created,
         "currency": charge["currency"],

@@ -1,6 +1,9 @@
 """Stripe balance transactions keyed by their own id
 
-(Placeholder: filled in by the change that owns it.)
+A Stripe transaction row is now one balance transaction, keyed by its `txn_...` id (a charge
+with a dispute and its reversal, or several refunds, has several). The charge it belongs to and
+the charge's payment intent move to their own columns, so the engine still links the row to the
+WHMCS payment whose `transid` names the charge.
 
 Revision ID: 0005
 Revises: 0004
@@ -9,6 +12,9 @@ Create Date: 2026-12-04 15:00:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -16,8 +22,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("transactions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("charge_id", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("payment_intent", sa.String(length=255), nullable=True))
+        batch_op.create_index("ix_transactions_charge", ["tenant_id", "charge_id"], unique=False)
+    # Rows keyed by their charge before this revision name it in `source_id`.
+    op.execute(
+        "UPDATE transactions SET charge_id = source_id "
+        "WHERE source = 'stripe' AND source_id LIKE 'ch\\_%' ESCAPE '\\'"
+    )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("transactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_transactions_charge")
+        batch_op.drop_column("payment_intent")
+        batch_op.drop_column("charge_id")

@@ -150,6 +150,7 @@ class Transaction(TenantScoped, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "source", "account_ref", "source_id"),
         Index("ix_transactions_window", "tenant_id", "booked_on"),
+        Index("ix_transactions_charge", "tenant_id", "charge_id"),
     )
 
     id: Mapped[IntPK]
@@ -166,6 +167,9 @@ class Transaction(TenantScoped, Timestamps, Base):
     counterparty: Mapped[str | None] = mapped_column(String(500))
     reference: Mapped[str | None] = mapped_column(Text)
     payout_id: Mapped[str | None] = mapped_column(ExternalId)
+    charge_id: Mapped[str | None] = mapped_column(ExternalId)
+    """Stripe: the charge a balance transaction belongs to (its WHMCS `transid`)."""
+    payment_intent: Mapped[str | None] = mapped_column(ExternalId)
     content_sha256: Mapped[str | None] = mapped_column(Sha256Hex)
     raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id"))
 

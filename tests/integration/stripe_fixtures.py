@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from connectors.http import HttpPolicy
 from connectors.sandbox.app import RouteGroup, compose
 from connectors.sandbox.serve import RunningServer, run_in_thread
-from connectors.sandbox.stripe import StripeState
+from connectors.sandbox.stripe import StripeState, balance_transaction_id, payment_intent_id
 from connectors.sandbox.stripe import routes as stripe_routes
 from connectors.sandbox.vault import VaultState
 from connectors.sandbox.vault import routes as vault_routes
@@ -63,7 +63,9 @@ class World:
 
 def make_world(seed: int = 11, n_charges: int = 60) -> World:
     """A deterministic account: charges in EUR, USD and JPY from late September to early
-    November, refunds, disputes, payouts every four days per currency (one arriving short)."""
+    November, refunds, disputes (two won in October: a withdrawal and a reversal each, so their
+    charges have three balance transactions), payouts every four days per currency (one arriving
+    short); charges of late September are paid out by October's payouts."""
     rng = random.Random(seed)
     start = date(2026, 9, 24)
     charges: list[dict[str, Any]] = []
@@ -117,6 +119,26 @@ def make_world(seed: int = 11, n_charges: int = 60) -> World:
                 "status": rng.choice(["needs_response", "under_review", "lost"]),
             }
         )
+    taken = {r["charge_id"] for r in refunds} | {d["charge_id"] for d in disputes}
+    october = sorted(
+        (c for c in charges if c["charge_id"] not in taken),
+        key=lambda c: (c["created"], c["charge_id"]),
+    )
+    october = [c for c in october if date(2026, 10, 2) <= _day(c["created"]) <= date(2026, 10, 15)]
+    for n, charged in enumerate(october[:2]):
+        opened = charged["created"] + timedelta(days=2, hours=n)
+        disputes.append(
+            {
+                "dispute_id": f"dp_{seed}won{n}",
+                "charge_id": charged["charge_id"],
+                "created": opened,
+                "amount_minor": charged["amount_minor"],
+                "currency": charged["currency"],
+                "fee_minor": _CURRENCIES[charged["currency"].upper()][2],
+                "status": "won",
+                "reversed_at": opened + timedelta(days=5),
+            }
+        )
     payouts = _assign_payouts(charges, refunds, disputes)
     assert len(by_id) == len(charges)
     return World(
@@ -133,7 +155,12 @@ def _assign_payouts(
     """Payouts every four days per currency; each item goes to the first payout two days after
     it. The first EUR payout in October arrives short by 100 minor units."""
     payouts: list[dict[str, Any]] = []
-    items = charges + refunds + disputes
+    reversals = [
+        {"reversal_of": d, "created": d["reversed_at"], "currency": d["currency"]}
+        for d in disputes
+        if d["status"] == "won"
+    ]
+    items = charges + refunds + disputes + reversals
     for currency in sorted(_CURRENCIES):
         mine = [i for i in items if i["currency"].upper() == currency]
         day = date(2026, 9, 26)
@@ -164,10 +191,14 @@ def _assign_payouts(
                     }
                 )
             day += timedelta(days=4)
+    for reversal in reversals:
+        reversal["reversal_of"]["reversal_payout_id"] = reversal.get("payout_id")
     return payouts
 
 
 def _net(item: dict[str, Any]) -> int:
+    if "reversal_of" in item:
+        return int(item["reversal_of"]["amount_minor"])
     if "refund_id" in item:
         return -int(item["amount_minor"])
     if "dispute_id" in item:
@@ -194,53 +225,86 @@ def _reference(charged: Mapping[Any, Any]) -> str | None:
     return " | ".join(parts) or None
 
 
-def expected(world: World, window: tuple[date, date] = WINDOW) -> dict[str, pd.DataFrame]:
-    """The TRANSACTIONS, PAYOUTS and PAYOUT_LINES rows a window should load."""
-    start, end = window
-    payouts = world.payouts.to_dict("records")
-    in_window = {p["payout_id"] for p in payouts if start <= _day(p["created"]) <= end}
+def _items(world: World) -> list[dict[str, Any]]:
+    """Every balance transaction the seed makes, other than payouts' own, as the sandbox derives
+    it: (txn id, kind, the object it comes from, its charge, created, payout, amount, fee)."""
     charges = {c["charge_id"]: c for c in world.charges.to_dict("records")}
-
-    def included(item: Mapping[Any, Any]) -> bool:
-        paid = item.get("payout_id")
-        return start <= _day(item["created"]) <= end or (
-            isinstance(paid, str) and paid in in_window
-        )
-
-    every = [world.charges, world.refunds, world.disputes, world.payouts]
-    now = max(moment for frame in every for moment in frame["created"])
-    rows = []
+    items: list[dict[str, Any]] = []
     for kind, frame, key in (
         ("charge", world.charges, "charge_id"),
         ("refund", world.refunds, "refund_id"),
         ("dispute", world.disputes, "dispute_id"),
     ):
         for item in frame.to_dict("records"):
-            if not included(item):
-                continue
-            charged = charges[item["charge_id"]] if kind != "charge" else item
             amount = int(item["amount_minor"])
-            paid = item.get("payout_id")
-            available = _at(_day(item["created"]) + timedelta(days=2), 0)
-            rows.append(
+            common = {
+                "kind": kind,
+                "charge": charges[item["charge_id"]],
+                "currency": item["currency"],
+            }
+            items.append(
                 {
-                    "source_id": item[key],
-                    "kind": kind,
-                    # funds not yet available and not paid out are pending at the seed's 'now'
-                    "status": "pending" if _text(paid) is None and available > now else "booked",
-                    "booked_on": _day(item["created"]),
-                    "value_on": available.date(),
+                    **common,
+                    "txn": balance_transaction_id(item[key]),
+                    "created": item["created"],
+                    "payout_id": _text(item.get("payout_id")),
                     "amount_minor": amount if kind == "charge" else -amount,
                     "fee_minor": int(item["fee_minor"]) if kind != "refund" else 0,
-                    "currency": str(item["currency"]).upper(),
-                    "counterparty": charged["customer_name"],
-                    "reference": _reference(charged),
-                    # a payout created after the window is not known to it yet
-                    "payout_id": paid if _text(paid) in in_window else None,
                 }
             )
+            if kind == "dispute" and item["status"] == "won":
+                items.append(
+                    {
+                        **common,
+                        "txn": balance_transaction_id(item[key], reversal=True),
+                        "created": item["reversed_at"],
+                        "payout_id": _text(item.get("reversal_payout_id")),
+                        "amount_minor": amount,
+                        "fee_minor": 0,
+                    }
+                )
+    return items
+
+
+def expected(world: World, window: tuple[date, date] = WINDOW) -> dict[str, pd.DataFrame]:
+    """The TRANSACTIONS, PAYOUTS and PAYOUT_LINES rows a window should load on its own: the
+    balance transactions created in it, the payouts created in it, and every line of those."""
+    start, end = window
+    payouts = world.payouts.to_dict("records")
+    in_window = {p["payout_id"] for p in payouts if start <= _day(p["created"]) <= end}
+    items = _items(world)
+    now = max(
+        [i["created"] for i in items] + [p["created"] for p in payouts]  # the sandbox's clock
+    )
+    rows = []
+    for item in items:
+        if not start <= _day(item["created"]) <= end:
+            continue
+        charged, paid = item["charge"], item["payout_id"]
+        available = _at(_day(item["created"]) + timedelta(days=2), 0)
+        rows.append(
+            {
+                "source_id": item["txn"],
+                "kind": item["kind"],
+                # funds not yet available and not paid out are pending at the seed's 'now'
+                "status": "pending" if paid is None and available > now else "booked",
+                "booked_on": _day(item["created"]),
+                "value_on": available.date(),
+                "amount_minor": item["amount_minor"],
+                "fee_minor": item["fee_minor"],
+                "currency": str(item["currency"]).upper(),
+                "counterparty": charged["customer_name"],
+                "reference": _reference(charged),
+                # a payout created after the window is not known to it yet
+                "payout_id": paid if paid in in_window else None,
+                "charge_id": charged["charge_id"],
+                "payment_intent": payment_intent_id(charged["charge_id"]),
+            }
+        )
     transactions = pd.DataFrame(rows).sort_values("source_id").reset_index(drop=True)
-    nets = transactions.assign(net=transactions["amount_minor"] - transactions["fee_minor"])
+    nets = pd.DataFrame(
+        [{"payout_id": i["payout_id"], "net": i["amount_minor"] - i["fee_minor"]} for i in items]
+    )
     net_of = nets.groupby("payout_id")["net"].sum()
     payout_rows = [
         {
@@ -257,11 +321,15 @@ def expected(world: World, window: tuple[date, date] = WINDOW) -> dict[str, pd.D
         for p in payouts
         if p["payout_id"] in in_window
     ]
-    lines = transactions[transactions["payout_id"].isin(in_window)][["payout_id", "source_id"]]
+    lines = [
+        {"payout_id": i["payout_id"], "transaction_id": i["txn"]}
+        for i in items
+        if i["payout_id"] in in_window
+    ]
     return {
         "transactions": transactions,
         "payouts": pd.DataFrame(payout_rows).sort_values("payout_id").reset_index(drop=True),
-        "payout_lines": lines.rename(columns={"source_id": "transaction_id"})
+        "payout_lines": pd.DataFrame(lines)
         .sort_values(["payout_id", "transaction_id"])
         .reset_index(drop=True),
     }
