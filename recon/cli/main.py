@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from recon.cli import audit, db, sandbox, tenant, webhooks
+from recon.cli import audit, automations, db, sandbox, tenant, webhooks
 from recon.cli.apply import apply_command
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
@@ -35,8 +35,10 @@ app.add_typer(tenant.app, name="tenant")
 app.add_typer(audit.app, name="audit")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(automations.app, name="automations")
 
 log = logging.getLogger("recon.cli")
+INTERRUPTED = 130
 
 
 @app.callback()
@@ -75,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; never shows a traceback for a user error."""
     try:
         result = app(args=argv, prog_name="recon", standalone_mode=False)
+        if result == INTERRUPTED:  # Typer turns Ctrl-C into this return value, silently
+            return _fail("interrupted", INTERRUPTED)
         return result if isinstance(result, int) else 0
     except ReconError as exc:
         return _fail(str(exc), exc.exit_code)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        return _fail("interrupted", 130)
+        return _fail("interrupted", INTERRUPTED)
     except typer.TyperException as exc:  # usage errors of Typer's bundled click
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]

@@ -17,6 +17,9 @@ import pytest
 from connectors.sandbox.serve import run_in_thread
 from connectors.sandbox.world import SandboxWorld, world_ending
 from tests.e2e.helpers import (
+    POOL,
+    PREFECT,
+    REPO_ROOT,
     TENANT,
     WORLD_DAYS,
     WORLD_END,
@@ -27,6 +30,7 @@ from tests.e2e.helpers import (
     base_env,
     create_tenant_database,
     prefect_client_env,
+    run_cli,
     start_prefect_server,
 )
 
@@ -114,3 +118,20 @@ def tenant_database(
         return url, env
 
     return make
+
+
+@pytest.fixture(scope="session")
+def deployed(e2e_dir: Path, prefect_server: PrefectServer) -> str:
+    """The project's `prefect.yaml` deployed on the server, once per session: the work pool is
+    created first (`deploy` does not create pools when it may not prompt), then
+    `prefect --no-prompt deploy --all` runs from an environment without RECON_PROJECT_DIR, so
+    the pull step keeps its template. Returns what `deploy` printed."""
+    home = e2e_dir / "prefect-deployer"
+    home.mkdir(exist_ok=True)
+    env = base_env() | prefect_client_env(prefect_server.api_url, home)
+    top_level_before = {p.name for p in REPO_ROOT.iterdir()}
+    run_cli([PREFECT, "work-pool", "create", POOL, "--type", "process"], env)
+    output = run_cli([PREFECT, "--no-prompt", "deploy", "--all"], env)
+    left = {p.name for p in REPO_ROOT.iterdir()} - top_level_before
+    assert not left, f"the deployment left {sorted(left)} in the checkout"
+    return output

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PREFECT = str(BIN / "prefect")
 RECON = str(BIN / "recon")
+
+POOL = "recon-process"
+"""The process work pool every deployment of `prefect.yaml` runs on."""
 
 TENANT = "e2e"
 WORLD_END = dt.date(2026, 3, 31)
@@ -98,6 +101,21 @@ def descendants(pid: int) -> list[Process]:
         found.append((child, table[child][1]))
         todo.extend(children.get(child, []))
     return found
+
+
+def living(processes: Iterable[Process]) -> list[Process]:
+    """Those of `processes` that still run (same pid and start time, not a zombie)."""
+    alive = []
+    for pid, started in processes:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[19] == started and fields[0] != "Z":
+            alive.append((pid, started))
+    return alive
 
 
 def _signal(processes: Iterable[Process], sig: signal.Signals) -> None:
@@ -160,6 +178,17 @@ class Service:
             self.process.wait(5)
         self._log.close()
 
+    def kill(self) -> None:
+        """SIGKILL the process and every descendant at once, as when a machine dies: no process
+        gets a chance to report anything."""
+        tree = descendants(self.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        _signal(tree, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self._log.close()
+
     def log_tail(self, chars: int = 6000) -> str:
         """The end of the process's output."""
         try:
@@ -200,6 +229,23 @@ def wait_until(
                 f"timed out after {timeout:.0f} s waiting for {what}{detail}{extra}"
             )
         time.sleep(interval)
+
+
+def run_cli(argv: list[str], env: Mapping[str, str], timeout: float = 120.0) -> str:
+    """Run a command in the checkout; fail with its output unless it exits 0."""
+    result = subprocess.run(
+        argv,
+        env=dict(env),
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(argv[1:])} exited {result.returncode}:\n{output}"
+    return output
 
 
 def prefect_client_env(api_url: str, home: Path) -> dict[str, str]:
@@ -321,11 +367,29 @@ def create_tenant_database(path: Path, env: SandboxEnv) -> str:
     try:
         migrate.upgrade(engine)
         settings = TenantSettings.model_validate(env.sandbox.tenant_settings(env.url))
-        with admin_session(engine) as session:
+        with audit_key_of(env), admin_session(engine) as session:
             add_tenant(session, TENANT, "End-to-end Hosting Ltd", settings, actor="e2e")
     finally:
         engine.dispose()
     return url
+
+
+@contextlib.contextmanager
+def audit_key_of(env: SandboxEnv) -> Iterator[None]:
+    """While inside, this process keys the audit chain with the key the sandbox's Vault serves
+    to the subprocesses (the development variable), so they all extend one chain."""
+    key = getattr(env.sandbox.credentials, "audit_chain_key", None)
+    name = "RECON_SECRET_AUDIT_CHAIN_KEY"
+    before = os.environ.get(name)
+    if key:
+        os.environ[name] = key
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 # -- what a database holds -------------------------------------------------------------------------

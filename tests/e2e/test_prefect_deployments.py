@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import re
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from recon.db.engine import make_engine
 from recon.webhooks.signatures import stripe_signature_header
 from tests.e2e.conftest import TenantDatabase, failed
 from tests.e2e.helpers import (
+    POOL,
     PREFECT,
     RECON,
     REPO_ROOT,
@@ -44,16 +44,17 @@ from tests.e2e.helpers import (
     SandboxEnv,
     Service,
     free_port,
+    run_cli,
     wait_until,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
-POOL = "recon-process"
 DEPLOYMENTS = {
     "daily/daily-demo": "flows/daily.py:daily",
     "backfill/backfill": "flows/backfill.py:backfill",
     "on-provider-event/on-provider-event": "flows/on_event.py:on_provider_event",
+    "close-crashed-runs/on-run-crashed": "flows/crashed.py:close_crashed_runs_flow",
 }
 BACKFILL = (WORLD_END - dt.timedelta(days=20), WORLD_END)
 BACKFILL_PERIOD_DAYS = 14
@@ -121,40 +122,23 @@ class Stack:
             return [tuple(row) for row in connection.execute(text(sql), params)]
 
 
-def _cli(argv: list[str], env: dict[str, str], timeout: float = 120.0) -> str:
-    result = subprocess.run(
-        argv,
-        env=env,
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(argv[1:])} exited {result.returncode}:\n{output}"
-    return output
-
-
 @pytest.fixture(scope="module")
 def stack(
     prefect_server: PrefectServer,
     sandbox_env: SandboxEnv,
     tenant_database: TenantDatabase,
+    deployed: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """The work pool, `prefect deploy --all`, a process worker and the webhook receiver."""
+    """The deployments (`prefect deploy --all`), a process worker and the webhook receiver."""
     logs = tmp_path_factory.mktemp("deployments")
     url, env = tenant_database("deployments")
     engine = make_engine(url)
     api = httpx.Client(base_url=prefect_server.api_url, timeout=30, trust_env=False)
     stack = Stack(prefect_server, sandbox_env, engine, env, api)
     top_level_before = {p.name for p in REPO_ROOT.iterdir()}
+    stack.deploy_output = deployed
     try:
-        _cli([PREFECT, "work-pool", "create", POOL, "--type", "process"], env)
-        deployer_env = {k: v for k, v in env.items() if k != "RECON_PROJECT_DIR"}
-        stack.deploy_output = _cli([PREFECT, "--no-prompt", "deploy", "--all"], deployer_env)
         worker_env = env | {"PREFECT_WORKER_QUERY_SECONDS": "1"}
         worker = [PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--name", "e2e"]
         stack.services.append(
@@ -190,7 +174,7 @@ def stack(
         api.close()
         engine.dispose()
         left = {p.name for p in REPO_ROOT.iterdir()} - top_level_before
-        assert not left, f"the deployments left {sorted(left)} in the checkout"
+        assert not left, f"the flow runs left {sorted(left)} in the checkout"
 
 
 @pytest.fixture(autouse=True)
@@ -245,7 +229,7 @@ def test_a_backfill_deployment_run_completes_and_is_in_the_database(stack: Stack
     argv = [PREFECT, "deployment", "run", "backfill/backfill", "-p", f"tenant={TENANT}",
             "-p", f"date_from={start}", "-p", f"date_to={end}",
             "-p", f"period_days={BACKFILL_PERIOD_DAYS}"]  # fmt: skip
-    output = _cli(argv, stack.env)
+    output = run_cli(argv, stack.env)
     match = re.search(r"UUID: ([0-9a-f-]{36})", output)
     assert match, output
     run = stack.wait_for_end(match.group(1))
@@ -273,7 +257,7 @@ def test_a_backfill_deployment_run_completes_and_is_in_the_database(stack: Stack
     assert transactions > 0
 
     # Run again: every period completed already, so nothing is reconciled a second time.
-    output = _cli(argv, stack.env)
+    output = run_cli(argv, stack.env)
     match = re.search(r"UUID: ([0-9a-f-]{36})", output)
     assert match, output
     again = stack.wait_for_end(match.group(1))
