@@ -144,14 +144,18 @@ def test_a_short_key_is_refused() -> None:
         audit.ChainKey.from_secret("short")
 
 
+@pytest.mark.parametrize(
+    "url_fixture", ["sqlite_url", pytest.param("pg_owner_url", marks=pytest.mark.postgres)]
+)
 def test_entries_from_before_the_key_verify_once_a_keyed_entry_seals_them(
-    sqlite_url: str,
+    url_fixture: str, request: pytest.FixtureRequest
 ) -> None:
     """The migration path: unkeyed (format 1) entries written at revision 0002 verify only as a
     prefix that a keyed entry follows; an unkeyed entry after a keyed one is a forgery."""
     from recon.db.engine import make_engine
 
-    engine = make_engine(sqlite_url)
+    url: str = request.getfixturevalue(url_fixture)
+    engine = make_engine(url)
     migrate.upgrade(engine, "0002")
     columns = ("tenant_id", "seq", "occurred_at", "actor", "action", "entity", "entity_id")
     prev_hash, rows = audit.GENESIS_HASH, []
@@ -166,7 +170,7 @@ def test_entries_from_before_the_key_verify_once_a_keyed_entry_seals_them(
             {c: getattr(entry, c) for c in (*columns, "details", "prev_hash", "entry_hash")}
         )
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO tenants (id, name, settings, active) VALUES ('acme', 'Acme', '{}', 1)"))  # fmt: skip
+        conn.execute(text("INSERT INTO tenants (id, name, settings, active) VALUES ('acme', 'Acme', '{}', TRUE)"))  # fmt: skip
         conn.execute(insert(AuditEntry.__table__), rows)
     migrate.upgrade(engine)
     with tenant_session(engine, TENANT) as session:
@@ -179,7 +183,7 @@ def test_entries_from_before_the_key_verify_once_a_keyed_entry_seals_them(
     with tenant_session(engine, TENANT) as session:
         assert audit.verify_chain(session, TENANT).ok
     # an unkeyed entry appended after the seal is refused
-    head = stored_entries(Backend("sqlite", engine, engine, sqlite_url))[-1]
+    head = stored_entries(Backend("any", engine, engine, url))[-1]
     forged = AuditEntry(
         tenant_id=TENANT, seq=4, occurred_at=utcnow(), actor="mallory", action="legacy",
         entity="tenant", entity_id=TENANT, details={}, prev_hash=head.entry_hash,
@@ -197,13 +201,13 @@ def test_entries_from_before_the_key_verify_once_a_keyed_entry_seals_them(
     engine.dispose()
 
 
-def test_downgrade_below_0003_refuses_to_strand_keyed_entries(sqlite_engine: Engine) -> None:
-    with admin_session(sqlite_engine) as session:
+def test_downgrade_below_0003_refuses_to_strand_keyed_entries(backend: Backend) -> None:
+    with admin_session(backend.owner) as session:
         add_tenant(session, TENANT, "Acme", TenantSettings(), actor="test")
     with pytest.raises(ConfigError, match="keyed with audit_chain_key"):
-        migrate.downgrade(sqlite_engine, "0002")
-    with tenant_session(sqlite_engine, TENANT) as session:
-        assert audit.verify_chain(session, TENANT).ok
+        migrate.downgrade(backend.owner, "0002")
+    assert migrate.current_revision(backend.owner) == migrate.head_revision()
+    assert verify(backend).ok
 
 
 @pytest.mark.postgres
