@@ -11,12 +11,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recon.matching.audit import CONFIRMATIONS
 from recon.matching.frames import OPEN_STATUSES, MatchInputs, MatchResult
+from recon.matching.rules import RULES
 from recon.writeback import CONFIRMING_PREFIX, may_write_back
 
-__all__ = ["CONFIRMING_PREFIX", "applied", "apply_result"]
+__all__ = ["CONFIRMING_PREFIX", "applied", "apply_result", "engine_rules"]
 
 GATEWAY_OF_SOURCE = {"bank": "banktransfer", "stripe": "stripe", "gocardless": "gocardless"}
+
+
+def engine_rules() -> tuple[str, ...]:
+    """Every rule name the engine can put on an allocation: its matching rules, then the
+    confirmations of payments WHMCS records."""
+    return tuple(rule.name for rule in RULES) + tuple(CONFIRMATIONS)
 
 
 def applied(result: MatchResult) -> pd.DataFrame:
