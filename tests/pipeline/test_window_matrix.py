@@ -167,3 +167,17 @@ def test_a_weekly_backfill_fetches_each_account_once(pipeline: Pipeline) -> None
     )
     assert again["ran"] == 5
     assert bank.count(path="/api/v2/accounts/*/transactions/") - before == 2 * accounts
+
+
+@pytest.mark.parametrize("window", [UNION, (day(3), day(5))], ids=["same", "sub-window"])
+def test_a_replay_needs_no_provider_secret(
+    window: Window, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(UNION)
+    for name in ("RECON_VAULT_ADDR", "RECON_VAULT_ROLE_ID", "RECON_VAULT_SECRET_ID"):
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    before = provider_calls(pipeline)
+    result = run(window)
+    assert all(s["replayed"] for s in result["sources"].values())
+    assert provider_calls(pipeline) == before
