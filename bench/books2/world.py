@@ -203,6 +203,7 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
                 others = [
                     o for o in open_list
                     if int(o["invoice_id"]) not in paid and o is not inv  # type: ignore[call-overload]
+                    and o["issued"] <= day  # type: ignore[operator]
                 ]  # fmt: skip
                 if not others:
                     case = "ref_exact"

@@ -116,6 +116,7 @@ _FEATURE_DEFAULTS: dict[str, tuple[type, int]] = {
     "typo": (np.bool_, 0),
     "cut": (np.bool_, 0),
     "client_open": (np.int64, 1),
+    "name_fits": (np.int64, 1),
 }
 
 
@@ -184,17 +185,18 @@ def build_candidates(
     state = _pass_state(book, prep, residual, balance)
     singles = _Singles([])
     refs = _reference_candidates(state, singles)
-    name_p, name_exact = _name_candidates(state, refs, singles)
+    name_fits = _name_candidates(state, refs, singles)
     exact = np.zeros(book.n_transactions, dtype=bool)
     exact[refs.p[state.relation(refs.p, refs.i) == EXACT]] = True
-    exact[name_p[name_exact]] = True
+    # a payer's open invoices are summed even when one of them has the amount: if a subset
+    # fits too, the single invoice is only a guess
     groups = _subset_candidates(state, refs, residual & ~exact)
     if suggestions:
         placed = np.zeros(book.n_transactions, dtype=bool)
         placed[singles.column("p")] = True
         placed[groups.group_p] = True
         _variant_candidates(state, residual & ~placed, singles)
-    return _assemble(state, singles, groups, refs)
+    return _assemble(state, singles, groups, refs, name_fits)
 
 
 def _pass_state(book: Book, prep: Prepared, residual: Bools, balance: I64) -> _Pass:
@@ -254,13 +256,15 @@ def _reference_candidates(state: _Pass, singles: _Singles) -> _RefFacts:
     )
 
 
-def _name_candidates(state: _Pass, refs: _RefFacts, singles: _Singles) -> tuple[I64, Bools]:
+def _name_candidates(state: _Pass, refs: _RefFacts, singles: _Singles) -> I64:
     """Open invoices of the client the payer's name points to.
 
     Skipped for payments whose reference already names an invoice of the payer with the amount
-    (nothing to add). Returns (payment, amount is exact) of the rows considered.
+    (nothing to add). Returns, per payment, how many open invoices of the clients its payer's
+    name may be have exactly its amount, whatever their dates.
     """
     book, prep = state.book, state.prep
+    cfg = book.config
     rel = state.relation(refs.p, refs.i)
     settled = (rel == EXACT) | (rel == FEE)
     decisive = np.zeros(book.n_transactions, dtype=bool)
@@ -270,13 +274,24 @@ def _name_candidates(state: _Pass, refs: _RefFacts, singles: _Singles) -> tuple[
     name_level, name_kc = prep.name_level[wanted], prep.name_kc[wanted]
     pair, i = state.open_invoices_of(name_client)
     p = name_p[pair]
-    keep = (book.inv_ccy[i] == book.txn_ccy[p]) & state.window(p, i, by_reference=False)
+    same_ccy = book.inv_ccy[i] == book.txn_ccy[p]
+    # open invoices of this very amount over every client the payer's name may be, whatever
+    # their dates: an older one of the same amount makes the newer one a guess
+    fits_any = same_ccy & (state.relation(p, i) == EXACT)
+    fits_count = np.bincount(p[fits_any], minlength=book.n_transactions)
+    # an overdue invoice outside the name window is kept when it alone has the amount
+    booked = book.txn_booked[p].astype(np.int64)
+    issued_before = booked >= book.inv_issued[i].astype(np.int64) - cfg.name_days_before_issue
+    not_too_old = booked <= book.inv_due[i].astype(np.int64) + cfg.name_overdue_days
+    single = fits_any & (fits_count[p] == 1) & issued_before & not_too_old
+    keep = same_ccy & (state.window(p, i, by_reference=False) | single)
     pair, p, i = pair[keep], p[keep], i[keep]
     rel = state.relation(p, i)
     same_amount, paired = _pair_equal_amounts(book, p, i, rel == EXACT, state.balance)
     typo, cut = _number_checks(book, prep, p, i)
     # the pair's open invoices in the window: rows of the same pair are contiguous
     client_open = np.bincount(pair, minlength=len(name_p))[pair].astype(np.int64)
+    name_fits = fits_count[p].astype(np.int64)
     keep = paired | typo | cut
     singles.add(
         p[keep],
@@ -288,8 +303,9 @@ def _name_candidates(state: _Pass, refs: _RefFacts, singles: _Singles) -> tuple[
         typo=typo[keep],
         cut=cut[keep],
         client_open=client_open[keep],
+        name_fits=name_fits[keep],
     )
-    return p, rel == EXACT
+    return fits_count.astype(np.int64)
 
 
 def _pair_equal_amounts(
@@ -513,7 +529,9 @@ def _typo_variants(value: I64, digits: I64) -> tuple[I64, I64]:
     return np.concatenate(out).astype(np.int64), np.concatenate(owners).astype(np.int64)
 
 
-def _assemble(state: _Pass, singles: _Singles, groups: _Groups, refs: _RefFacts) -> Candidates:
+def _assemble(
+    state: _Pass, singles: _Singles, groups: _Groups, refs: _RefFacts, name_fits: I64
+) -> Candidates:
     p = singles.column("p").astype(np.int64)
     i = singles.column("i").astype(np.int64)
     via = singles.column("via").astype(np.int64)
@@ -524,6 +542,12 @@ def _assemble(state: _Pass, singles: _Singles, groups: _Groups, refs: _RefFacts)
     groups_in_window = group_min(groups.member_group, inside.astype(np.int64), n_groups, 1)
     group_p = np.concatenate([p, groups.group_p])
     ones = np.ones(n_groups, dtype=np.int64)
+    n_txn = state.book.n_transactions
+    has_subset = np.zeros(n_txn, dtype=bool)
+    has_subset[groups.group_p[groups.via == VIA_SUBSET]] = True
+    full_any = np.zeros(n_txn, dtype=bool)
+    prep = state.prep
+    full_any[prep.name_p[(prep.name_level == 2) & prep.name_usable]] = True
     features = Features(
         via=np.concatenate([via, groups.via]),
         relation=np.concatenate([state.relation(p, i), np.full(n_groups, EXACT, np.int64)]),
@@ -544,6 +568,9 @@ def _assemble(state: _Pass, singles: _Singles, groups: _Groups, refs: _RefFacts)
         ref_named=refs.named[group_p],
         ref_candidates=refs.count[group_p],
         client_open=np.concatenate([singles.column("client_open"), ones]),
+        name_fits=np.concatenate([singles.column("name_fits"), name_fits[groups.group_p]]),
+        subset_fits=np.concatenate([has_subset[p], np.zeros(n_groups, bool)]),
+        payer_full_any=full_any[group_p],
     )
     return Candidates(
         group_p=group_p,

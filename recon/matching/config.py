@@ -57,6 +57,11 @@ class MatchConfig(BaseModel):
     ref_days_after_due: int = Field(default=730, ge=0)
     name_days_before_issue: int = Field(default=7, ge=0)
     name_days_after_due: int = Field(default=120, ge=0)
+    name_overdue_days: int = Field(
+        default=365,
+        ge=0,
+        description="an overdue invoice alone in having the amount is matched by name this long",
+    )
     name_max_clients_per_key: int = Field(default=25, ge=1, description="more is too common a name")
     subset_max_invoices: int = Field(
         default=12, ge=2, le=16, description="cap of the subset-sum search"

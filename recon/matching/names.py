@@ -30,12 +30,12 @@ INITIAL: int = 1
 
 _TITLES = (
     "mr mrs ms miss mx dr prof sir madam herr frau hr fr dhr mevr mevrouw heer mme mlle monsieur "
-    "madame sig sigra signor signora sr sra srta don dona dott ing dipl mag"
+    "madame sig sigra signor signora sr sra srta don dona dott ing dipl mag drs dra mgr me"
 )
 _LEGAL_FORMS = (
     "ltd limited gmbh mbh ag kg kgaa ohg gbr ug ev eg ek inh bv nv vof sa sas sarl sasu eurl spa "
     "srl snc sl slu llc inc incorporated corp corporation co company plc lp llp pty pte oy oyj ab "
-    "as asa aps sro kft zrt bvba sprl se"
+    "as asa aps sro kft zrt bvba sprl se lda unipessoal sp z oo spj hb aktiebolag sti"
 )
 _PARTICLES = "and und et en the"
 _FOLDS = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("æ", "ae"), ("ø", "oe"), ("å", "aa"))
@@ -75,6 +75,10 @@ def _words(names: pd.Series | pa.Array) -> pa.ListArray:
             pc.utf8_normalize(some, form="NFKD"), pattern=r"\p{Mn}", replacement=""
         )
         text = pc.replace_with_mask(text, foreign, some)
+    # umlauts are written out by some banks and dropped by others (Müller, Mueller, Muller):
+    # every spelling comes down to the bare vowel
+    for pair, vowel in (("ae", "a"), ("oe", "o"), ("ue", "u"), ("aa", "a")):
+        text = pc.replace_substring(text, pair, vowel)
     # a dot closes an abbreviation: B.V. → bv, J. Smith → j smith
     text = pc.replace_substring(text, ".", "")
     text = pc.replace_substring_regex(text, pattern=r"[^a-z]+", replacement=" ")

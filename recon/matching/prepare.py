@@ -24,10 +24,10 @@ I8 = npt.NDArray[np.int8]
 Bools = npt.NDArray[np.bool_]
 
 # initials give weaker keys: looked for by name alone only when at most this many clients share
-MAX_INITIAL_CLIENTS = 3
+MAX_INITIAL_CLIENTS = 12
 # beyond these, a key says nothing about which client paid (and would multiply rows)
 LOOKUP_FULL_CLIENTS = 200
-LOOKUP_INITIAL_CLIENTS = 5
+LOOKUP_INITIAL_CLIENTS = 12
 
 
 @dataclass(frozen=True)
@@ -109,12 +109,34 @@ def _payer_keys(counterparty: pa.Array, rows: I64) -> NameKeys:
     """Name keys per payment; payers repeat, so each distinct name is keyed once."""
     encoded = pc.dictionary_encode(counterparty)
     code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    keys = name_keys(encoded.dictionary)
+    keys = _joint_keys(encoded.dictionary)
     by_row = np.argsort(keys.row, kind="stable")
     keys = NameKeys(keys.row[by_row], keys.key[by_row], keys.level[by_row])
     start, count = csr(keys.row, len(encoded.dictionary))
     which, slot = expand(start[code], count[code])  # `which` ascends, so payments do too
     return NameKeys(rows[which], keys.key[slot], keys.level[slot])
+
+
+_JOINT = r"(?i)\s+(?:U\.?|UND|AND|&|Y|E|ET|EN|OR|ODER|OU|\+)\s+"
+
+
+def _joint_keys(names: pa.Array) -> NameKeys:
+    """Keys of each name, and of each holder of a joint account (`A NOWAK U. J NOWAK`)."""
+    keys = name_keys(names)
+    parts = pc.split_pattern_regex(names, pattern=_JOINT)
+    lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    if not (lengths > 1).any():
+        return keys
+    joint = np.flatnonzero(lengths > 1)
+    some = parts.take(pa.array(joint))
+    flat = pc.list_flatten(some)
+    parent = joint[pc.list_parent_indices(some).to_numpy().astype(np.int64)]
+    more = name_keys(flat)
+    return NameKeys(
+        np.concatenate([keys.row, parent[more.row]]),
+        np.concatenate([keys.key, more.key]),
+        np.concatenate([keys.level, more.level]),
+    )
 
 
 def _name_pairs(book: Book, payer: NameKeys) -> tuple[I64, I64, I64, I64]:

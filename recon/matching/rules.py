@@ -53,6 +53,9 @@ class Features:
     ref_named: Bools  # the reference names an open invoice by invoice word or of the payer
     ref_candidates: I64  # open invoices in the payment's currency its reference numbers name
     client_open: I64  # name candidates only: open invoices of the client in the date window
+    name_fits: I64  # open invoices of the amount over all clients the payer's name may be
+    subset_fits: Bools  # single candidates: some open invoices of the payer add up as well
+    payer_full_any: Bools  # the payer's full name is some client's
 
     def __len__(self) -> int:
         return len(self.via)
@@ -193,9 +196,26 @@ def name_amount(f: Features) -> Bools:
         _payer_in_full(f),
         _unique_name(f),
         f.same_amount == 1,
+        f.name_fits == 1,
         ~f.conflict,
         ~f.ref_named,
+        ~f.subset_fits,
         f.in_window,
+    )
+
+
+def name_amount_single(f: Features) -> Bools:
+    """No usable reference: of everything open to clients of the payer's name, one invoice has
+    exactly the amount (the name may be shared or printed the bank's way; the invoice may be
+    long overdue, but not issued after the payment)."""
+    return all_of(
+        _via(f, VIA_NAME),
+        _relation(f, EXACT),
+        any_of(_payer_in_full(f), all_of(f.name_level == 1, ~f.payer_full_any)),
+        f.name_fits == 1,
+        ~f.conflict,
+        ~f.ref_named,
+        ~f.subset_fits,
     )
 
 
@@ -207,8 +227,10 @@ def name_amount_initials(f: Features) -> Bools:
         f.name_level == 1,
         _unique_name(f),
         f.same_amount == 1,
+        f.name_fits == 1,
         ~f.conflict,
         ~f.ref_named,
+        ~f.subset_fits,
         f.in_window,
     )
 
@@ -221,6 +243,7 @@ def name_subset_sum(f: Features) -> Bools:
         _payer_in_full(f),
         _unique_name(f),
         f.members <= 4,
+        f.name_fits == 0,
         ~f.conflict,
         ~f.ref_named,
         f.in_window,
@@ -315,6 +338,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ref_amount_bare", 92, ref_amount_bare),
     Rule("name_amount", 91, name_amount),
     Rule("name_amount_initials", 90, name_amount_initials),
+    Rule("name_amount_single", 90, name_amount_single),
     Rule("name_subset_sum", 90, name_subset_sum),
     Rule("ref_fee", 88, ref_fee),
     Rule("name_amount_shared", 82, name_amount_shared),

@@ -267,13 +267,41 @@ def test_company_payer_with_legal_suffix() -> None:
     assert auto(result) == {("t1", 10234, 12900)}
 
 
-def test_no_reference_shared_name_is_only_a_suggestion() -> None:
+def test_no_reference_shared_name_and_amount_single_out_one_invoice() -> None:
+    """Issue 14: name and exact amount singling out one open invoice is a strong match."""
     result = run(
         [invoice(10234, "24.90", client_id="1"), invoice(10235, "9.99", client_id="2")],
+        [payment("t1", "24.90", "", counterparty="SMITH JOHN")],
+    )
+    assert auto(result) == {("t1", 10234, 2490)}
+
+
+def test_no_reference_shared_name_with_two_fitting_invoices_is_a_suggestion() -> None:
+    result = run(
+        [invoice(10234, "24.90", client_id="1"), invoice(10235, "24.90", client_id="2")],
         [payment("t1", "24.90", "", counterparty="John Smith")],
     )
     assert auto(result) == set()
-    assert review(result) == {("t1", 10234, 2490)}
+    assert {row[0] for row in review(result)} == {"t1"}
+
+
+def test_no_reference_an_older_invoice_of_the_amount_makes_it_a_suggestion() -> None:
+    result = run(
+        [
+            invoice(10100, "24.90", issued_on="2025-06-01", due_on="2025-06-15"),
+            invoice(10234, "24.90"),
+        ],
+        [payment("t1", "24.90", "", counterparty="John Smith")],
+    )
+    assert auto(result) == set()
+
+
+def test_no_reference_a_subset_that_fits_too_makes_it_a_suggestion() -> None:
+    result = run(
+        [invoice(10230, "10.00"), invoice(10231, "14.90"), invoice(10234, "24.90")],
+        [payment("t1", "24.90", "", counterparty="John Smith")],
+    )
+    assert auto(result) == set()
 
 
 def test_no_reference_outside_the_date_window_is_not_automatic() -> None:
