@@ -36,7 +36,7 @@ class Applied:
 
 def load_automations(path: Path) -> list[AutomationCore]:
     """The automations a YAML or JSON file declares, validated by Prefect's own schema."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]  # PyYAML (a Prefect dependency) has no stubs here
     from prefect.events.schemas.automations import AutomationCore
     from pydantic import ValidationError
 
