@@ -12,10 +12,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from connectors.sandbox.stripe import StripeState, balance_transaction_id, payment_intent_id
 from connectors.stripe import StripeClient
+from recon.db import migrate
+from recon.db.engine import make_engine
 from recon.db.models import Invoice, RecordedPayment, Run
 from recon.db.tenancy import admin_session, tenant_session
 from recon.matching.config import MatchConfig
@@ -271,3 +273,51 @@ def test_the_engine_confirms_stripe_charges_by_the_transid_whmcs_recorded(
     for n, charge in enumerate(charges):
         due = format_amount(int(charge["amount_minor"]), currency[charge["source_id"]])
         assert balances[str(90_000 + n)] == due
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_migration_0005_keeps_the_charge_of_rows_keyed_by_it_and_downgrades(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_owner_url")
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0004")
+    rows = [("stripe", "ch_1Old"), ("stripe", "txn_1New"), ("bank", "ch_not_stripe")]
+    with engine.begin() as conn:
+        if backend == "postgres":  # row-level security is forced on the owner too
+            conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": TENANT})
+        conn.execute(
+            text("INSERT INTO tenants (id, name, settings, active) VALUES (:t, 'Acme', '{}', :a)"),
+            {"t": TENANT, "a": True},
+        )
+        for source, source_id in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO transactions (tenant_id, source, account_ref, source_id, kind, "
+                    "status, booked_on, amount_minor, fee_minor, currency) VALUES (:t, :s, "
+                    "'acct', :i, 'charge', 'booked', '2026-10-01', 100, 0, 'EUR')"
+                ),
+                {"t": TENANT, "s": source, "i": source_id},
+            )
+
+    def read(columns: str) -> list[tuple[Any, ...]]:
+        with engine.begin() as conn:
+            if backend == "postgres":
+                conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": TENANT})
+            query = text(f"SELECT {columns} FROM transactions ORDER BY source_id")
+            return [tuple(r) for r in conn.execute(query)]
+
+    migrate.upgrade(engine)
+    assert read("source_id, charge_id, payment_intent") == [
+        ("ch_1Old", "ch_1Old", None),
+        ("ch_not_stripe", None, None),
+        ("txn_1New", None, None),
+    ]
+    migrate.downgrade(engine, "0004")
+    assert "charge_id" not in {c["name"] for c in inspect(engine).get_columns("transactions")}
+    assert read("source_id") == [("ch_1Old",), ("ch_not_stripe",), ("txn_1New",)]
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
