@@ -228,6 +228,25 @@ def _scope(source: Source, window: tuple[dt.date, dt.date]) -> FetchScope:
     return FetchScope(source.provider, source.account_ref, source.dataset, *window)
 
 
+def refetch_allowed(ctx: SourceContext, source: Source) -> bool:
+    """Whether an asked-for refetch may call the provider. A bank account's GoCardless calls
+    are few (as few as 4 a day): a refetch of a window the store covers is a wish, not a need,
+    so it may use only the first half of the day's calls; past that the store serves it."""
+    if source.kind != "bank":
+        return True
+    usage = QuotaGuard(ctx.engine, ctx.tenant_id).usage(source.account_ref, "transactions")
+    if 2 * (usage.calls + 1) <= usage.limit:
+        return True
+    log.warning(
+        "bank %s: not refetched, %d of the %d GoCardless calls allowed today are used and the "
+        "rest is kept for windows the store does not cover; the store serves it if it can",
+        source.account_ref,
+        usage.calls,
+        usage.limit,
+    )
+    return False
+
+
 def land_source(
     ctx: SourceContext,
     source: Source,
@@ -244,7 +263,7 @@ def land_source(
         ctx.tenant_id,
         _scope(source, window),
         _fetcher(ctx, source, window),
-        refetch=refetch,
+        refetch=refetch and refetch_allowed(ctx, source),
         run_id=run_id,
         newest_only=source.kind not in WINDOWED,
     )
@@ -286,7 +305,7 @@ def extract_source(
         ctx.tenant_id,
         _scope(source, window),
         _fetcher(ctx, source, window),
-        refetch=refetch,
+        refetch=refetch and refetch_allowed(ctx, source),
         run_id=run_id,
         margin_days=grace,
         newest_only=source.kind not in WINDOWED,

@@ -181,3 +181,24 @@ def test_a_replay_needs_no_provider_secret(
     result = run(window)
     assert all(s["replayed"] for s in result["sources"].values())
     assert provider_calls(pipeline) == before
+
+
+def test_a_refetch_leaves_half_of_the_days_bank_calls(pipeline: Pipeline) -> None:
+    run(UNION)
+    bank = pipeline.sandbox.faults["gocardless"]
+    calls = bank.count(path="/api/v2/accounts/*/transactions/")
+    with pipeline.engine.begin() as conn:  # as if the bank allowed 4 calls and 2 were made
+        used = conn.execute(
+            text(
+                'UPDATE provider_quotas SET calls = 2, "limit" = 4 '
+                "WHERE provider = 'gocardless' AND endpoint = 'transactions'"
+            )
+        ).rowcount
+    assert used == len(
+        pipeline.sandbox.tenant_settings(pipeline.server.url)["gocardless"]["account_ids"]
+    )
+    result = reconcile(tenant=TENANT, date_from=UNION[0], date_to=UNION[1], refetch=True)
+    bank_sources = {k: v for k, v in result["sources"].items() if k.startswith("bank:")}
+    assert bank_sources and all(s["replayed"] for s in bank_sources.values())
+    assert not result["sources"]["whmcs:whmcs"]["replayed"]
+    assert bank.count(path="/api/v2/accounts/*/transactions/") == calls
