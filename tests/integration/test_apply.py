@@ -21,7 +21,7 @@ from recon.db.models import (
     Transaction,
 )
 from recon.db.tenancy import admin_session, tenant_session
-from recon.money import to_minor
+from recon.money import format_amount, to_minor
 from recon.tenants import TenantSettings, add_tenant
 from tasks.apply import apply_payments
 
@@ -42,21 +42,37 @@ def _open_invoice(state: WhmcsState, currency: str = "EUR") -> tuple[int, int]:
     raise AssertionError("the seed has no open invoice in that currency")
 
 
-@pytest.fixture
-def engine(sqlite_engine: Engine) -> Engine:
-    with admin_session(sqlite_engine) as session:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engines(request: pytest.FixtureRequest) -> tuple[Engine, Engine]:
+    """(application engine, schema owner engine) of a migrated database holding the tenant."""
+    if request.param == "sqlite":
+        app: Engine = request.getfixturevalue("sqlite_engine")
+        owner = app
+    else:
+        owner = request.getfixturevalue("pg_owner_engine")
+        app = request.getfixturevalue("pg_app_engine")
+    with admin_session(owner) as session:
         add_tenant(session, TENANT, "Acme", TenantSettings(auto_apply=True), actor="test")
-    return sqlite_engine
+    return app, owner
+
+
+@pytest.fixture
+def engine(engines: tuple[Engine, Engine]) -> Engine:
+    return engines[0]
+
+
+BOOKED = dt.date(2025, 3, 20)
 
 
 def _allocate(engine: Engine, invoice_id: int, amount: int, *, source_id: str = "bank-tx-1",
-              decision: str = "auto", currency: str = "EUR") -> None:  # fmt: skip
+              decision: str = "auto", currency: str = "EUR",
+              rule: str = "ref_amount_payer") -> None:  # fmt: skip
     ref = transaction_ref("bank", "acc-1", source_id)
     with tenant_session(engine, TENANT) as session:
         session.add(
             Transaction(
                 tenant_id=TENANT, source="bank", account_ref="acc-1", source_id=source_id,
-                booked_on=dt.date(2025, 3, 20), amount_minor=amount, currency=currency,
+                booked_on=BOOKED, amount_minor=amount, currency=currency,
                 reference=f"INV {invoice_id}",
             )
         )  # fmt: skip
@@ -64,9 +80,21 @@ def _allocate(engine: Engine, invoice_id: int, amount: int, *, source_id: str = 
             Allocation(
                 tenant_id=TENANT, allocation_key=f"k-{source_id}-{invoice_id}", transaction_ref=ref,
                 invoice_id=str(invoice_id), amount_minor=amount, currency=currency,
-                rule="reference_exact", confidence=99, decision=decision,
+                rule=rule, confidence=99, decision=decision,
             )
         )  # fmt: skip
+
+
+def _record_in_whmcs(client: WhmcsClient, invoice_id: int, amount: int, *, transid: str = "",
+                     on: dt.date = BOOKED, currency: str = "EUR") -> None:  # fmt: skip
+    """A payment recorded in WHMCS by someone else: by hand (no transid) or a gateway module."""
+    client.call(
+        "AddInvoicePayment",
+        {"invoiceid": invoice_id, "transid": transid, "gateway": "banktransfer",
+         "date": f"{on.isoformat()} 00:00:00", "amount": format_amount(amount, currency)},
+        idempotent=False,
+        record=False,
+    )  # fmt: skip
 
 
 def test_dry_run_lists_without_writing(
@@ -144,7 +172,7 @@ def test_a_refused_payment_becomes_an_exception_for_a_person(
 
 
 def test_apply_command_dry_run_then_apply(
-    engine: Engine,
+    engines: tuple[Engine, Engine],
     whmcs_state: WhmcsState,
     whmcs_server: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -153,9 +181,10 @@ def test_apply_command_dry_run_then_apply(
     from recon.cli.main import main
     from tests.integration.whmcs_fixtures import API_SECRET, IDENTIFIER
 
+    engine, owner = engines
     invoice_id, balance = _open_invoice(whmcs_state)
     _allocate(engine, invoice_id, balance)
-    with admin_session(engine) as session:
+    with admin_session(owner) as session:
         tenant = session.get(Tenant, TENANT)
         assert tenant is not None
         tenant.settings = {**tenant.settings, "whmcs": {"base_url": whmcs_server.url}}
@@ -168,3 +197,96 @@ def test_apply_command_dry_run_then_apply(
     assert main(["apply", "--tenant", TENANT]) == 0
     assert "applied 1" in capsys.readouterr().out
     assert len(whmcs_state.payments(invoice_id, "bank-tx-1")) == 1
+
+
+def _applied_row(engine: Engine) -> AppliedPayment:
+    with tenant_session(engine, TENANT) as session:
+        return session.scalars(select(AppliedPayment)).one()
+
+
+def _payment_actions(engine: Engine) -> list[str]:
+    with tenant_session(engine, TENANT) as session:
+        return list(
+            session.scalars(
+                select(AuditEntry.action)
+                .where(AuditEntry.action.like("payment.%"))
+                .order_by(AuditEntry.seq)
+            )
+        )
+
+
+def test_a_payment_entered_by_hand_without_transid_is_found_not_added(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _allocate(engine, invoice_id, balance)
+    _record_in_whmcs(whmcs_client, invoice_id, balance)
+    before = whmcs_state.payments(invoice_id)
+    report = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert (report.applied, report.already_in_whmcs, report.failed) == (0, 1, [])
+    assert whmcs_state.payments(invoice_id) == before
+    row = _applied_row(engine)
+    hand = [p for p in before if p["transid"] == ""]
+    assert row.state == "applied" and row.response["created"] is False
+    assert row.response["whmcs_txn_id"] == int(hand[-1]["id"])
+    assert _payment_actions(engine) == ["payment.found_in_whmcs"]
+    again = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert again.planned == [] and whmcs_state.payments(invoice_id) == before
+
+
+def test_a_payment_a_gateway_recorded_under_its_own_id_is_found_not_added(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _allocate(engine, invoice_id, balance)
+    _record_in_whmcs(whmcs_client, invoice_id, balance, transid="gateway-ref-77")
+    before = whmcs_state.payments(invoice_id)
+    report = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert (report.applied, report.already_in_whmcs, report.failed) == (0, 1, [])
+    assert whmcs_state.payments(invoice_id) == before
+    assert whmcs_state.balance(invoice_id) == 0
+    assert _payment_actions(engine) == ["payment.found_in_whmcs"]
+
+
+def test_an_older_payment_of_the_same_amount_is_not_taken_for_this_one(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    half = balance // 2  # paid in two instalments: the first entered by hand weeks ago
+    _record_in_whmcs(whmcs_client, invoice_id, half, on=BOOKED - dt.timedelta(days=40))
+    _allocate(engine, invoice_id, half)
+    report = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert (report.applied, report.already_in_whmcs) == (1, 0)
+    assert len(whmcs_state.payments(invoice_id, "bank-tx-1")) == 1
+
+
+def test_a_payment_whmcs_records_for_a_confirmed_one_is_not_taken_for_another(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    half = balance // 2
+    # bank-tx-1 was entered by hand and the engine confirmed it; bank-tx-2 is new money.
+    _record_in_whmcs(whmcs_client, invoice_id, half, on=BOOKED)
+    _allocate(engine, invoice_id, half, rule="recorded_reference")
+    _allocate(engine, invoice_id, half, source_id="bank-tx-2")
+    report = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert [p.transid for p in report.planned] == ["bank-tx-2"]
+    assert (report.applied, report.already_in_whmcs) == (1, 0)
+    assert len(whmcs_state.payments(invoice_id, "bank-tx-2")) == 1
+    assert whmcs_state.payments(invoice_id, "bank-tx-1") == []
+
+
+def test_more_than_the_invoice_has_open_is_refused_for_a_person(
+    engine: Engine, whmcs_state: WhmcsState, whmcs_client: WhmcsClient
+) -> None:
+    invoice_id, balance = _open_invoice(whmcs_state)
+    _record_in_whmcs(whmcs_client, invoice_id, balance - 1)  # someone paid it in part meanwhile
+    _allocate(engine, invoice_id, balance)
+    before = whmcs_state.payments(invoice_id)
+    report = apply_payments(engine, TENANT, whmcs_client, actor="test")
+    assert report.applied == 0 and len(report.failed) == 1
+    assert whmcs_state.payments(invoice_id) == before
+    with tenant_session(engine, TENANT) as session:
+        problem = session.scalars(select(ReconException)).one()
+        assert problem.kind == "apply_failed" and "open" in problem.detail
+    assert _payment_actions(engine) == ["payment.apply_failed"]
