@@ -22,9 +22,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("raw_fetches", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
