@@ -340,9 +340,11 @@ def _number_checks(book: Book, prep: Prepared, p: I64, i: I64) -> tuple[Bools, B
     inv = i[which]
     id_key, num_key = book.inv_id[inv], book.inv_num_key[inv]
     typo = (digits >= 4) & (one_edit_apart(value, id_key) | one_edit_apart(value, num_key))
+    # a number ending the reference may be cut at any length; with the payer and the exact
+    # amount (name candidates), two digits that start the invoice's number are enough
     cut = (
-        prep.refs.cut[slot]
-        & (digits >= 3)
+        (prep.refs.cut[slot] | prep.refs.ends[slot])
+        & (digits >= 2)
         & (is_cut_prefix(value, id_key) | ((num_key > 0) & is_cut_prefix(value, num_key)))
     )
     n = len(p)

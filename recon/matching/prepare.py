@@ -64,7 +64,7 @@ def prepare(book: Book, payments: Bools) -> Prepared:
         cfg.reference_cut_lengths,
         cfg.min_bare_digits,
     )
-    refs = RefNumbers(rows[found.row], found.value, found.kind, found.digits, found.cut)
+    refs = RefNumbers(rows[found.row], found.value, found.kind, found.digits, found.cut, found.ends)
     ref_start, ref_count = csr(refs.row, n)
     which, invoice = join_keys(refs, book.keys)
     order = np.lexsort((invoice, refs.row[which]))

@@ -102,6 +102,8 @@ class RefNumbers:
     kind: I8
     digits: I8
     cut: Bools
+    # the number ends the reference: it may have been cut at any length
+    at_end: Bools | None = None
 
     def __len__(self) -> int:
         return len(self.row)
@@ -109,8 +111,18 @@ class RefNumbers:
     def take(self, mask: Bools | npt.NDArray[np.intp]) -> RefNumbers:
         """The rows selected by a mask or positions."""
         return RefNumbers(
-            self.row[mask], self.value[mask], self.kind[mask], self.digits[mask], self.cut[mask]
+            self.row[mask],
+            self.value[mask],
+            self.kind[mask],
+            self.digits[mask],
+            self.cut[mask],
+            None if self.at_end is None else self.at_end[mask],
         )
+
+    @property
+    def ends(self) -> Bools:
+        """`at_end`, or `cut` when it was not computed."""
+        return self.cut if self.at_end is None else self.at_end
 
 
 @dataclass(frozen=True)
@@ -278,7 +290,9 @@ def extract_numbers(
     def work(start: int) -> RefNumbers:
         chunk = raw.slice(start, _CHUNK_ROWS)
         found = _numbers_in(chunk, number_format, cut_lengths, min_bare_digits)
-        return RefNumbers(found.row + start, found.value, found.kind, found.digits, found.cut)
+        return RefNumbers(
+            found.row + start, found.value, found.kind, found.digits, found.cut, found.ends
+        )
 
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -291,6 +305,7 @@ def extract_numbers(
         np.concatenate([p.kind for p in parts]),
         np.concatenate([p.digits for p in parts]),
         np.concatenate([p.cut for p in parts]),
+        np.concatenate([p.ends for p in parts]),
     )
 
 
@@ -322,13 +337,14 @@ def _numbers_in(
     ends_digit = pc.match_substring_regex(raw, r"\d$").to_numpy(zero_copy_only=False)
     last_piece = starts[row] + lengths[row] - 1
     is_last = _is_last_number(rows, last_piece, valid)
-    cut = np.isin(ref_len[row], np.array(cut_lengths, dtype=np.int64)) & ends_digit[row] & is_last
+    at_end = ends_digit[row] & is_last
+    cut = np.isin(ref_len[row], np.array(cut_lengths, dtype=np.int64)) & at_end
     digits = digit_count(value)
     keep = value > 0
     keep &= (kind != BARE) | (digits >= min_bare_digits)
     year_like = (kind == BARE) & (value >= _YEAR_LIKE[0]) & (value <= _YEAR_LIKE[1])
     keep &= ~year_like
-    found = RefNumbers(row, value, kind, digits, cut).take(keep)
+    found = RefNumbers(row, value, kind, digits, cut, at_end).take(keep)
     return _dedupe(found)
 
 
@@ -349,8 +365,10 @@ def _dedupe(found: RefNumbers) -> RefNumbers:
     group = np.cumsum(first) - 1
     all_cut = np.ones(int(group[-1]) + 1, dtype=bool)
     np.logical_and.at(all_cut, group, f.cut)
+    all_end = np.ones(int(group[-1]) + 1, dtype=bool)
+    np.logical_and.at(all_end, group, f.ends)
     kept = f.take(first)
-    return RefNumbers(kept.row, kept.value, kept.kind, kept.digits, all_cut)
+    return RefNumbers(kept.row, kept.value, kept.kind, kept.digits, all_cut, all_end)
 
 
 def invoice_keys(
