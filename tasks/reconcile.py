@@ -41,7 +41,13 @@ from recon.matching.frames import MatchResult
 from recon.matching.io import inputs_from_frames
 from recon.money import format_amount
 from recon.tenants import TenantSettings
-from tasks.decisions import key_of, live_allocations, store_allocations, store_exceptions
+from tasks.decisions import (
+    RECORDED_RULE_PREFIX,
+    key_of,
+    live_allocations,
+    store_allocations,
+    store_exceptions,
+)
 from tasks.normalise_stripe import engine_reference, transid_aliases
 
 log = logging.getLogger("recon.reconcile")
@@ -81,9 +87,14 @@ def _window_transactions(session: Session, window: tuple[dt.date, dt.date]) -> l
 
 
 def build_frames(
-    session: Session, window: tuple[dt.date, dt.date]
+    session: Session, window: tuple[dt.date, dt.date], recorded_margin_days: int = 7
 ) -> tuple[dict[str, pd.DataFrame], set[str]]:
-    """The engine's §4.3 text frames for the window, and the transaction refs it will decide."""
+    """The engine's §4.3 text frames for the window, and the transaction refs it will decide.
+
+    WHMCS's recorded payments come from the window widened by `recorded_margin_days` on both
+    sides (the engine's `recorded_window_days`): money booked near an edge finds the payment
+    staff recorded just across it, as one run over both windows would.
+    """
     transactions = _window_transactions(session, window)
     allocations = live_allocations(session)
     decided_by_people = {a.transaction_ref for a in allocations if a.origin != "engine"}
@@ -99,6 +110,8 @@ def build_frames(
     for allocation in allocations:
         if allocation.transaction_ref in window_refs:
             continue  # recomputed by this run
+        if allocation.decision == "review" or allocation.rule.startswith(RECORDED_RULE_PREFIX):
+            continue  # a suggestion holds no money; a confirmation is in WHMCS's balance
         transid = split_transaction_ref(allocation.transaction_ref)[2]
         ids = (transid, *aliases.get(allocation.transaction_ref, ()))
         if not any((allocation.invoice_id, i) in in_whmcs for i in ids):
@@ -114,11 +127,11 @@ def build_frames(
             "issued_on": i.issued_on.isoformat(),
             "due_on": (i.due_on or i.issued_on).isoformat(),
             "total": format_amount(i.total_minor, i.currency),
-            "balance": format_amount(
-                max(0, i.balance_minor - held_elsewhere.get(i.invoice_id, 0)), i.currency
-            ),
+            "balance": format_amount(i.balance_minor, i.currency),
             "currency": i.currency,
             "status": i.status,
+            # caps what the engine may allocate, never how it scores (recon.matching.validate)
+            "held": format_amount(held_elsewhere.get(i.invoice_id, 0), i.currency),
         }
         for i in invoices
     ]
@@ -152,6 +165,8 @@ def build_frames(
                     "reference": f"{t.source.capitalize()} fee for {t.source_id}",
                 }
             )
+    recorded_from = window[0] - dt.timedelta(days=recorded_margin_days)
+    recorded_to = window[1] + dt.timedelta(days=recorded_margin_days)
     recorded_rows = [
         {
             "whmcs_txn_id": r.whmcs_txn_id,
@@ -164,7 +179,7 @@ def build_frames(
             "transid": _text(r.transid),
         }
         for r in recorded
-        if window[0] <= r.recorded_on <= window[1] and r.invoice_id
+        if recorded_from <= r.recorded_on <= recorded_to and r.invoice_id
     ]
     margin = dt.timedelta(days=PAYOUT_MARGIN_DAYS)
     payouts = list(
@@ -217,7 +232,7 @@ def build_frames(
 
 
 _INVOICE_COLUMNS = ("invoice_id", "invoice_num", "client_id", "client_name", "company_name",
-                    "issued_on", "due_on", "total", "balance", "currency", "status")  # fmt: skip
+                    "issued_on", "due_on", "total", "balance", "currency", "status", "held")  # fmt: skip
 _TXN_COLUMNS = ("transaction_id", "source", "account_id", "booked_on", "amount", "currency",
                 "counterparty", "reference")  # fmt: skip
 _RECORDED_COLUMNS = ("whmcs_txn_id", "invoice_id", "recorded_on", "amount", "fees", "currency",
@@ -281,8 +296,9 @@ def reconcile_window(
 ) -> ReconcileSummary:
     """Read, match and store in one transaction: a crash leaves the previous results."""
     with tenant_session(engine, tenant_id) as session:
-        frames, window_refs = build_frames(session, window)
-        result = run_engine(frames, config or MatchConfig())
+        config = config or MatchConfig()
+        frames, window_refs = build_frames(session, window, config.recorded_window_days)
+        result = run_engine(frames, config)
         allocations = store_allocations(session, tenant_id, run_id, result, window_refs)
         exceptions = store_exceptions(session, tenant_id, run_id, result, window_refs)
         store_payout_matches(session, tenant_id, run_id, result)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from recon.matching.allocate import asked_shares, fee_gaps, outcomes, serve_in_booking_order
@@ -81,6 +82,10 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
     clock.lap("recorded_invoice")
 
     balance = book.inv_balance.copy()
+    # Money that allocations the engine does not see already hold on an invoice (`held`) caps
+    # what it may allocate, not how it scores: a payment scores the same whatever earlier
+    # windows allocated. From the second pass on, held money counts as placed in the first.
+    cap = np.maximum(balance - _held(book, inputs.invoices), 0)
     settled_by = np.full(book.n_invoices, -1, dtype=np.int64)
     passes = 0
     final = False  # the last build also makes the suggestions that never become automatic
@@ -88,13 +93,16 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
         cands = build_candidates(book, prep, residual, balance, suggestions=final)
         decisions = decide(book, cands)
         auto = decisions.auto
+        placed = None
         if auto.any() and passes < cfg.max_passes:
-            placed = _allocate_auto(book, ledger, cands, take(decisions, auto), balance, settled_by)
+            chosen = take(decisions, auto)
+            placed = _allocate_auto(book, ledger, cands, chosen, balance, cap, settled_by)
             passes += 1
-            if placed.any():
-                residual &= ~placed
-                final = False
-                continue
+        np.minimum(balance, cap, out=balance)
+        if placed is not None and placed.any():
+            residual &= ~placed
+            final = False
+            continue
         if final or passes >= cfg.max_passes:
             break
         final = True
@@ -128,6 +136,17 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
     )
 
 
+def _held(book: Book, invoices: pd.DataFrame) -> I64:
+    """The optional `held` column of the invoices, in book order (zero when absent)."""
+    if "held" not in invoices.columns:
+        return np.zeros(book.n_invoices, dtype=np.int64)
+    held = pd.Series(
+        invoices["held"].to_numpy(dtype=np.int64),
+        index=invoices["invoice_id"].to_numpy(dtype=np.int64),
+    )
+    return held.reindex(book.inv_id, fill_value=0).to_numpy(dtype=np.int64)
+
+
 class _Clock:
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
@@ -145,10 +164,12 @@ def _allocate_auto(
     cands: Candidates,
     decisions: Decisions,
     balance: I64,
+    cap: I64,
     settled_by: I64,
 ) -> Bools:
-    """Allocate automatic decisions in booking order; returns the payments that got money."""
-    shares = serve_in_booking_order(asked_shares(book, cands, decisions, balance), balance)
+    """Allocate automatic decisions in booking order, each share asked against `balance` and
+    served within `cap`; returns the payments that got money."""
+    shares = serve_in_booking_order(asked_shares(book, cands, decisions, balance), cap)
     got = shares.allocated > 0
     ledger.allocate(
         shares.p[got],
@@ -160,7 +181,8 @@ def _allocate_auto(
         names=_RULE_NAMES,
     )
     np.subtract.at(balance, shares.invoice[got], shares.allocated[got])
-    now_settled = got & (balance[shares.invoice] == 0)
+    np.subtract.at(cap, shares.invoice[got], shares.allocated[got])
+    now_settled = got & (cap[shares.invoice] == 0)
     settled_by[shares.invoice[now_settled]] = shares.p[now_settled]
     result = outcomes(book, shares)
     placed = np.zeros(book.n_transactions, dtype=bool)

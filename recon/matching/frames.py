@@ -145,7 +145,11 @@ def empty_payout_lines() -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class MatchInputs:
-    """Validated, typed inputs: money in minor units, dates as days since 1970-01-01."""
+    """Validated, typed inputs: money in minor units, dates as days since 1970-01-01.
+
+    `invoices` may carry an optional `held` column (minor units): money allocations the engine
+    does not see already hold on the invoice; it caps allocation, never scoring.
+    """
 
     invoices: pd.DataFrame
     transactions: pd.DataFrame

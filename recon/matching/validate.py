@@ -158,8 +158,31 @@ def _frame(
     return frame[list(order)]
 
 
+def _optional_amounts(
+    label: str, raw: pd.DataFrame | pa.Table, name: str, exponents: I64
+) -> I64 | None:
+    """An optional, non-negative amount column (empty means zero); None when it is absent."""
+    present = raw.column_names if isinstance(raw, pa.Table) else list(raw.columns)
+    if name not in present:
+        return None
+    cols = columns_of(raw, (name,))
+    trimmed = pc.utf8_trim_whitespace(cols[name])
+    cols[name] = pc.if_else(pc.equal(trimmed, ""), "0", trimmed)
+    values = _amounts(label, cols, name, exponents)
+    position = _first(values < 0)
+    if position is not None:
+        raise _fail(label, position, name, cols[name][position].as_py(), "is negative")
+    return values
+
+
 def prepare_invoices(raw: pd.DataFrame | pa.Table, label: str = "invoices") -> pd.DataFrame:
-    """Validate and type the invoices (text columns as in the file)."""
+    """Validate and type the invoices (text columns as in the file).
+
+    Besides the §4.3 columns an in-process caller may pass `held` (an amount, like `balance`):
+    money that allocations the engine does not see (earlier windows, people) already hold on
+    the invoice. It caps what the engine may still allocate there; the engine scores payments
+    against `balance`, so a payment scores the same whatever was allocated before.
+    """
     cols = columns_of(raw, INVOICE_COLUMNS)
     _required(label, cols, ("invoice_id", "client_id", "issued_on", "total", "balance"))
     _required(label, cols, ("currency", "status"))
@@ -193,7 +216,11 @@ def prepare_invoices(raw: pd.DataFrame | pa.Table, label: str = "invoices") -> p
         "total": total,
         "balance": balance,
     }
-    return _frame(text, numbers, INVOICE_COLUMNS)
+    frame = _frame(text, numbers, INVOICE_COLUMNS)
+    held = _optional_amounts(label, raw, "held", exponents)
+    if held is not None:
+        frame["held"] = held
+    return frame
 
 
 def prepare_transactions(raw: pd.DataFrame | pa.Table, label: str = "transactions") -> pd.DataFrame:
