@@ -28,6 +28,7 @@ from connectors.gocardless_payments import GoCardlessPaymentsClient
 from connectors.http import HttpPolicy
 from connectors.sandbox.gocardless import ReferenceStyle
 from connectors.sandbox.serve import RunningServer, run_in_thread
+from connectors.sandbox.stripe import balance_transaction_id
 from connectors.sandbox.world import (
     PENDING_PREFIX,
     SandboxCredentials,
@@ -303,7 +304,7 @@ def test_stripe_serves_the_worlds_charges_fees_refunds_disputes_and_payouts(
     assert batches.transactions.rejects == [] and batches.payouts.rejects == []
     got = batches.transactions.rows
     got_charges = got[got["kind"] == "charge"]
-    assert set(got_charges["source_id"]) == set(charges["transaction_id"])
+    assert set(got_charges["charge_id"]) == set(charges["transaction_id"])
     assert per_currency(got_charges["amount_minor"], got_charges["currency"]) == per_currency(
         charges["minor"], charges["currency"]
     )
@@ -311,7 +312,9 @@ def test_stripe_serves_the_worlds_charges_fees_refunds_disputes_and_payouts(
         -fees["minor"], fees["currency"]
     )
     got_backs = got[got["kind"].isin(["refund", "dispute"])].copy()
-    got_backs["world_id"] = got_backs["source_id"].map(sandbox.world_ids)
+    # rows are balance transactions (txn_...); the sandbox derives their ids from its objects'
+    world_of = {balance_transaction_id(o): w for o, w in sandbox.world_ids.items()}
+    got_backs["world_id"] = got_backs["source_id"].map(world_of)
     assert dict(zip(got_backs["world_id"], got_backs["amount_minor"], strict=True)) == dict(
         zip(backs["transaction_id"], backs["minor"], strict=True)
     )
