@@ -58,6 +58,7 @@ WRITE_BACK: dict[str, bool] = {
     "typo_amount": True,
     "ref_fee_bare": True,
     "subset_sum_weak": True,
+    "subset_sum_many": True,
     "name_fee": True,
     "ref_bare_payer": True,
     "name_part_or_more": True,
