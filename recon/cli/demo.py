@@ -26,6 +26,7 @@ def demo_command(
         prepare_database,
         sandbox_environment,
     )
+    from recon.prefect_server import local_prefect_api
     from recon.runtime import Runtime
     from recon.tenants import TenantSettings
 
@@ -55,6 +56,7 @@ def demo_command(
         finally:
             demo_runtime.close()
         start = today - dt.timedelta(days=DEMO_DAYS - 1)
+        local_prefect_api()  # Prefect's temporary server, stopped with this process
         with console.status(f"reconciling {DEMO_TENANT} {start}..{today}"):
             result = reconcile(tenant=DEMO_TENANT, date_from=start, date_to=today)
         print_summary(result)

@@ -80,7 +80,9 @@ def run_command(
 
     resolve_chain_key(rt.secrets)  # stop before Prefect starts when the audit key is missing
     from flows.reconcile import reconcile
+    from recon.prefect_server import local_prefect_api
 
+    local_prefect_api()
     with console.status(f"reconciling {tenant} {start}..{end}", spinner="dots"):
         result = reconcile(
             tenant=tenant, date_from=start, date_to=end, sources=source or None, refetch=refetch
