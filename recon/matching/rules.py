@@ -296,8 +296,13 @@ def typo_amount(f: Features) -> Bools:
 
 
 def subset_sum_weak(f: Features) -> Bools:
-    """Open invoices of a client add up to the payment, but not one way only or not surely."""
-    return all_of(_via(f, VIA_SUBSET), f.solutions >= 1)
+    """Open invoices of a client add up to the payment, but not surely, or two ways."""
+    return all_of(_via(f, VIA_SUBSET), f.solutions >= 1, f.solutions <= 2)
+
+
+def subset_sum_many(f: Features) -> Bools:
+    """Open invoices of a client add up to the payment in three ways or more."""
+    return all_of(_via(f, VIA_SUBSET), f.solutions >= 3)
 
 
 def name_fee(f: Features) -> Bools:
@@ -350,6 +355,7 @@ RULES: tuple[Rule, ...] = (
     Rule("typo_amount", 70, typo_amount),
     Rule("ref_fee_bare", 70, ref_fee_bare),
     Rule("subset_sum_weak", 65, subset_sum_weak),
+    Rule("subset_sum_many", 55, subset_sum_many),
     Rule("name_fee", 65, name_fee),
     Rule("ref_bare_payer", 60, ref_bare_payer),
     Rule("name_part_or_more", 55, name_part_or_more),

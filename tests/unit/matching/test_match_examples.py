@@ -282,7 +282,10 @@ def test_no_reference_shared_name_with_two_fitting_invoices_is_a_suggestion() ->
         [payment("t1", "24.90", "", counterparty="John Smith")],
     )
     assert auto(result) == set()
-    assert {row[0] for row in review(result)} == {"t1"}
+    assert review(result) == {("t1", 10234, 2490)}
+    # the suggestion names the runner-up
+    ambiguous = result.exceptions[result.exceptions["kind"] == "ambiguous"]
+    assert ambiguous["invoice_id"].tolist() == [10235] and "10235" in ambiguous["detail"].iloc[0]
 
 
 def test_no_reference_an_older_invoice_of_the_amount_makes_it_a_suggestion() -> None:
