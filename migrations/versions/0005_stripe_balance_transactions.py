@@ -26,11 +26,23 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("charge_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("payment_intent", sa.String(length=255), nullable=True))
         batch_op.create_index("ix_transactions_charge", ["tenant_id", "charge_id"], unique=False)
-    # Rows keyed by their charge before this revision name it in `source_id`.
-    op.execute(
-        "UPDATE transactions SET charge_id = source_id "
-        "WHERE source = 'stripe' AND source_id LIKE 'ch\\_%' ESCAPE '\\'"
-    )
+    # Rows keyed by their charge before this revision name it in `source_id`. Row-level
+    # security is forced on PostgreSQL, for the owner too: name each tenant in turn.
+    bind = op.get_bind()
+    postgres = bind.dialect.name == "postgresql"
+    tenants = [row[0] for row in bind.execute(sa.text("SELECT id FROM tenants"))]
+    for tenant in tenants:
+        if postgres:
+            bind.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant})
+        bind.execute(
+            sa.text(
+                "UPDATE transactions SET charge_id = source_id WHERE tenant_id = :t "
+                "AND source = 'stripe' AND source_id LIKE 'ch\\_%' ESCAPE '\\'"
+            ),
+            {"t": tenant},
+        )
+    if postgres and tenants:
+        bind.execute(sa.text("SELECT set_config('app.tenant_id', '', true)"))
 
 
 def downgrade() -> None:
