@@ -36,8 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pandas as pd
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from connectors.stripe import (
     LIST_ENDPOINTS,
@@ -57,8 +56,7 @@ from connectors.stripe import (
     payout,
     refund,
 )
-from recon.canonical import PAYOUT_LINES, PAYOUTS, STRIPE_TRANSACTIONS, Dataset, transaction_ref
-from recon.db.models import Transaction
+from recon.canonical import PAYOUT_LINES, PAYOUTS, STRIPE_TRANSACTIONS, Dataset
 from recon.db.tenancy import tenant_session
 from tasks.land import FetchScope, LandedPages, Page, StoredPage, land_or_replay
 from tasks.load import (
@@ -534,33 +532,3 @@ def sync_window(
         engine, tenant_id, batches, account_ref=account_ref, through=window_to, run_id=run_id
     )
     return WindowRun(landed, batches, results)
-
-
-# -- what the engine reads -----------------------------------------------------------------------
-
-
-def transid_aliases(session: Session) -> dict[str, tuple[str, ...]]:
-    """Transaction ref -> the ids WHMCS may record as a payment's `transid` for it: a Stripe
-    balance transaction's charge and that charge's payment intent."""
-    statement = select(
-        Transaction.source,
-        Transaction.account_ref,
-        Transaction.source_id,
-        Transaction.charge_id,
-        Transaction.payment_intent,
-    ).where(Transaction.charge_id.is_not(None))
-    return {
-        transaction_ref(source, account, source_id): tuple(i for i in (charge, intent) if i)
-        for source, account, source_id, charge, intent in session.execute(statement)
-    }
-
-
-def engine_reference(found: Transaction) -> str:
-    """The reference the engine reads. A Stripe charge's own balance transaction also quotes
-    its charge id and payment intent, so the WHMCS payment recorded under either (`transid`)
-    confirms it; refunds and disputes of the charge do not."""
-    reference = found.reference or ""
-    if found.kind != "charge" or not found.charge_id:
-        return reference
-    ids = " ".join(i for i in (found.charge_id, found.payment_intent) if i)
-    return f"{reference} | {ids}" if reference else ids

@@ -48,7 +48,7 @@ from tasks.decisions import (
     store_allocations,
     store_exceptions,
 )
-from tasks.normalise_stripe import engine_reference, transid_aliases
+from tasks.transids import engine_reference, transid_aliases
 
 log = logging.getLogger("recon.reconcile")
 

@@ -1,0 +1,43 @@
+"""What the engine reads of a loaded transaction besides its own id: the ids a WHMCS payment may
+carry as `transid` for it.
+
+A Stripe row is one balance transaction, keyed by its `txn_...` id, while WHMCS (and its Stripe
+module) records the payment under the charge (`ch_...`) or its payment intent (`pi_...`). The
+normaliser keeps both on the row (`charge_id`, `payment_intent`); these helpers hand them to the
+engine (`tasks.reconcile.build_frames`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recon.canonical import transaction_ref
+from recon.db.models import Transaction
+
+
+def transid_aliases(session: Session) -> dict[str, tuple[str, ...]]:
+    """Transaction ref -> the ids WHMCS may record as a payment's `transid` for it: a Stripe
+    balance transaction's charge and that charge's payment intent."""
+    statement = select(
+        Transaction.source,
+        Transaction.account_ref,
+        Transaction.source_id,
+        Transaction.charge_id,
+        Transaction.payment_intent,
+    ).where(Transaction.charge_id.is_not(None))
+    return {
+        transaction_ref(source, account, source_id): tuple(i for i in (charge, intent) if i)
+        for source, account, source_id, charge, intent in session.execute(statement)
+    }
+
+
+def engine_reference(found: Transaction) -> str:
+    """The reference the engine reads. A Stripe charge's own balance transaction also quotes
+    its charge id and payment intent, so the WHMCS payment recorded under either (`transid`)
+    confirms it; refunds and disputes of the charge do not."""
+    reference = found.reference or ""
+    if found.kind != "charge" or not found.charge_id:
+        return reference
+    ids = " ".join(i for i in (found.charge_id, found.payment_intent) if i)
+    return f"{reference} | {ids}" if reference else ids
