@@ -206,8 +206,7 @@ def name_amount(f: Features) -> Bools:
 
 def name_amount_single(f: Features) -> Bools:
     """No usable reference: of everything open to clients of the payer's name, one invoice has
-    exactly the amount (the name may be shared or printed the bank's way; the invoice may be
-    long overdue, but not issued after the payment)."""
+    exactly the amount (the name may be shared or printed the bank's way)."""
     return all_of(
         _via(f, VIA_NAME),
         _relation(f, EXACT),
@@ -216,6 +215,20 @@ def name_amount_single(f: Features) -> Bools:
         ~f.conflict,
         ~f.ref_named,
         ~f.subset_fits,
+        f.in_window,
+    )
+
+
+def name_amount_overdue(f: Features) -> Bools:
+    """As name_amount_single, for a long-overdue invoice (not issued after the payment)."""
+    return all_of(
+        _via(f, VIA_NAME),
+        _relation(f, EXACT),
+        _payer(f),
+        f.name_fits == 1,
+        ~f.conflict,
+        ~f.ref_named,
+        ~f.in_window,
     )
 
 
@@ -354,6 +367,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ref_amount_late", 70, ref_amount_late),
     Rule("typo_amount", 70, typo_amount),
     Rule("ref_fee_bare", 70, ref_fee_bare),
+    Rule("name_amount_overdue", 75, name_amount_overdue),
     Rule("subset_sum_weak", 65, subset_sum_weak),
     Rule("subset_sum_many", 55, subset_sum_many),
     Rule("name_fee", 65, name_fee),
