@@ -83,3 +83,21 @@ def test_changing_currencies() -> None:
     invoices["currency"] = invoices["currency"].map(lambda c: swap.get(c, c))
     txns["currency"] = txns["currency"].map(lambda c: swap.get(c, c))
     assert _automated(invoices, txns) == _reference()
+
+
+def test_thread_count_and_chunking_do_not_change_the_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """References are worked on in chunks by a pool of threads: one thread or four, big chunks
+    or small ones, the allocations and exceptions are the same."""
+    import recon.matching.references as references
+
+    books = _books()
+    inputs = inputs_from_frames(books.invoices, books.transactions)
+    monkeypatch.setattr(references.os, "cpu_count", lambda: 1)
+    single = match(inputs, MatchConfig())
+    monkeypatch.setattr(references.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(references, "_CHUNK_ROWS", 97)
+    threaded = match(inputs, MatchConfig())
+    pd.testing.assert_frame_equal(single.allocations, threaded.allocations)
+    pd.testing.assert_frame_equal(single.exceptions, threaded.exceptions)
