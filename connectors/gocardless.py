@@ -3,9 +3,10 @@
 `GoCardlessClient` manages the token lifecycle itself: `POST token/new/` once, `token/refresh/`
 shortly before the access token expires (it lasts 24 h, the refresh token 30 days), `token/new/`
 again once the refresh token is spent or refused, and one silent re-authentication when a data call
-answers 401 `Token is invalid or expired`. Credentials and tokens are registered for redaction and
-never logged. Any other 401 on an account endpoint is the bank consent ending (expired EUA,
-revoked access) and raises `ConsentExpiredError`, tried once.
+answers 401. Credentials and tokens are registered for redaction and never logged. A 401 whose
+body says the bank consent ended (expired EUA, revoked access, inactive account) raises
+`ConsentExpiredError`, tried once; any other 401 that outlives the re-authentication, and a 401
+from `token/new/`, is an authentication failure: `GoCardlessAuthError`.
 
 The account reads (`details`, `balances`, `transactions`) draw on the bank's daily per-account
 quota; pass a `recon.quota.QuotaGuard` and the client wires it as `PolicyClient`'s hooks and feeds
@@ -61,7 +62,9 @@ Window = tuple[dt.date, dt.date]
 IdPolicy = Literal["content", "transaction_id"]
 """How `transaction_key` identifies a line: see its docstring."""
 
-_TOKEN_ERRORS = ("token is invalid or expired", "authentication credentials were not provided")
+_CONSENT_ENDED = re.compile(
+    r"\beua\b|end user agreement|access has expired|revoked|consent|inactive", re.IGNORECASE
+)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLACEHOLDER_IDS = frozenset({"", "string", "null", "none", "undefined", "notprovided"})
 _MAX_ID_LENGTH = 200
@@ -90,6 +93,34 @@ class ConsentExpiredError(ProviderError):
             attempts=rejected.attempts,
         )
         self.account_id = account_id
+
+
+class GoCardlessAuthError(ProviderRejectedError):
+    """GoCardless refused to authenticate us (HTTP 401): the secret pair or the token is bad."""
+
+    def __init__(self, rejected: ProviderRejectedError, *, with_secrets: bool) -> None:
+        cause = (
+            "the secret pair was refused"
+            if with_secrets
+            else "the access token was refused as invalid or expired, even a newly issued one"
+        )
+        self.provider_message = rejected.provider_message
+        ProviderError.__init__(
+            self,
+            f"{PROVIDER} authentication failed: {_what(rejected)} answered HTTP 401 "
+            f"({rejected.provider_message}); {cause}, so check the tenant's "
+            "gocardless_secret_id and gocardless_secret_key (wrong, expired or revoked).",
+            provider=PROVIDER,
+            method=rejected.method,
+            path=rejected.path,
+            endpoint=rejected.endpoint,
+            status=rejected.status,
+            attempts=rejected.attempts,
+        )
+
+
+def _what(rejected: ProviderRejectedError) -> str:
+    return f"{rejected.method} {rejected.path}"
 
 
 class GoCardlessDataError(ReconError):
@@ -218,7 +249,12 @@ class GoCardlessClient(Closing):
             return self._new()
 
     def _new(self) -> str:
-        body = self._token_call("token/new", dict(self._secrets))
+        try:
+            body = self._token_call("token/new", dict(self._secrets))
+        except ProviderRejectedError as exc:
+            if exc.status == 401:
+                raise GoCardlessAuthError(exc, with_secrets=True) from None
+            raise
         access, refresh = _token_text(body, "access"), _token_text(body, "refresh")
         now = self._now()
         self._tokens = _Tokens(
@@ -287,14 +323,15 @@ class GoCardlessClient(Closing):
                     **kwargs,
                 )
             except ProviderRejectedError as exc:
-                if exc.status == 401 and _is_token_error(exc.provider_message):
-                    self._forget_access(token)
-                    if attempt == 1:
-                        continue
+                if exc.status != 401:
                     raise
-                if exc.status == 401 and account is not None:
+                if account is not None and _CONSENT_ENDED.search(exc.provider_message):
                     raise ConsentExpiredError(account, exc) from None
-                raise
+                # Any other 401 is about authentication: once more with a new token, then say so.
+                self._forget_access(token)
+                if attempt == 1:
+                    continue
+                raise GoCardlessAuthError(exc, with_secrets=False) from None
             if self.quota is not None and account is not None and scope is not None:
                 self.quota.learn(account, scope, response.headers)
             return response
@@ -444,11 +481,6 @@ class GoCardlessClient(Closing):
 
 
 # -- client helpers --------------------------------------------------------------------------------
-
-
-def _is_token_error(message: str) -> bool:
-    text = message.lower()
-    return any(marker in text for marker in _TOKEN_ERRORS)
 
 
 def _segment(value: str) -> str:

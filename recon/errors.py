@@ -45,3 +45,9 @@ class InputFileError(ReconError):
 
 class UnversionedSchemaError(SchemaNotAtHeadError):
     """The database holds this schema's tables but no migration revision."""
+
+
+class BatchHeldError(ReconError):
+    """Too many rows of a batch failed validation; none of it was loaded."""
+
+    exit_code = 11

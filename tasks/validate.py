@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from recon.db.models import ValidationResult
-from recon.errors import ReconError
+from recon.errors import BatchHeldError, ReconError
 from tasks.load import Batch, Reject
 
 log = logging.getLogger("recon.validate")
@@ -39,10 +39,6 @@ SUITE_FOR: dict[tuple[str, str], str] = {
     ("whmcs", "invoices"): "whmcs_invoices",
     ("whmcs", "recorded"): "whmcs_transactions",
 }
-
-
-class BatchHeldError(ReconError):
-    """Too many rows of a batch failed validation; none of it was loaded."""
 
 
 @dataclass(frozen=True)

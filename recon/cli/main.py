@@ -51,7 +51,38 @@ def _setup(
     fmt = log_format or settings.log_format
     if fmt not in {"human", "json"}:
         raise ConfigError(f"--log-format must be human or json, not {fmt!r}")
-    configure_logging(settings.log_level, fmt)
+    handler = configure_logging(settings.log_level, fmt)
+    if fmt == "human" and settings.log_level != "DEBUG":
+        handler.addFilter(QuietReconFailures())
+
+
+class QuietReconFailures(logging.Filter):
+    """Keep Prefect's report of a run that failed with a `ReconError` off a person's terminal.
+
+    Prefect logs such a failure as a traceback and restates it in "Finished in state Failed"
+    lines; the command then prints it as its one sentence. With `RECON_LOG_LEVEL=DEBUG` (or
+    JSON logs) everything is kept.
+    """
+
+    _ENGINE_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._ENGINE_LOGGERS):
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], ReconError):
+            return False
+        message = str(record.msg)
+        return not (message.startswith("Finished in state Failed(") and _names_recon_error(message))
+
+
+def _names_recon_error(message: str) -> bool:
+    """Whether a Prefect state message names a `ReconError` (as `SomeError: text`)."""
+    pending, names = [ReconError], set()
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return any(f"{name}: " in message for name in names)
 
 
 @app.command("doctor")
