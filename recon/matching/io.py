@@ -34,6 +34,7 @@ from recon.matching.frames import (
 from recon.matching.parsing import format_minor
 from recon.matching.validate import inputs_from_frames
 from recon.money import minor_exponent
+from recon.spreadsheet_safe import safe_table
 
 __all__ = [
     "allocations_table",
@@ -200,7 +201,7 @@ def write_outputs(result: MatchResult, out_dir: Path, summary: dict[str, Any]) -
         ("exceptions.csv", exceptions_table(result)),
     ):
         path = out_dir / name
-        _write_csv(table, path)
+        _write_csv(safe_table(table, numbers=("amount",)), path)  # no formula cells
         written.append(path)
     path = out_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
