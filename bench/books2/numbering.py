@@ -10,6 +10,14 @@ from dataclasses import dataclass
 Formatter = Callable[[int, int], str]
 
 
+def _letters(prefix: str) -> Formatter:
+    return lambda y, n: f"{prefix}{n:05d}"
+
+
+def _country(code: str) -> Formatter:
+    return lambda y, n: f"{n:05d}-{code}"
+
+
 @dataclass(frozen=True)
 class Numbering:
     """One format of a tenant: a name, how to print (year, sequence), the sequence's digits."""
@@ -24,10 +32,10 @@ def tenant_formats(rng: random.Random) -> list[Numbering]:
     letters = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.choice((2, 3))))
     country = rng.choice(("DE", "PL", "ES", "NL", "SE"))
     pool = [
-        Numbering(f"{letters}NNNNN", lambda y, n, p=letters: f"{p}{n:05d}", 5),
+        Numbering(f"{letters}NNNNN", _letters(letters), 5),
         Numbering("INV-YYYY-NNNNN", lambda y, n: f"INV-{y}-{n:05d}", 5),
         Numbering("YYYY/N", lambda y, n: f"{y}/{n}", 4),
-        Numbering(f"NNNNN-{country}", lambda y, n, c=country: f"{n:05d}-{c}", 5),
+        Numbering(f"NNNNN-{country}", _country(country), 5),
         Numbering("RYY-NNNN", lambda y, n: f"R{y % 100:02d}-{n:04d}", 4),
         Numbering("FYYYYNNNNNN", lambda y, n: f"F{y}{n:06d}", 6),
         Numbering("YYYY.NNNN", lambda y, n: f"{y}.{n:04d}", 4),

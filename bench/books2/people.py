@@ -378,7 +378,8 @@ SURNAME_FIRST = {"cs", "tr", "pl"}  # banks of these countries often print the s
 
 def plain(text: str) -> str:
     """Diacritics dropped as a bank's character set does (ł, ø, ß and ı transliterated)."""
-    text = text.translate(str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "ß": "ss", "ı": "i"}))
+    table: dict[str, str | int | None] = {"ł": "l", "Ł": "L", "ø": "o", "ß": "ss", "ı": "i"}
+    text = text.translate(str.maketrans(table))
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

@@ -85,6 +85,15 @@ class _Client:
     field: int
 
 
+@dataclass
+class _Invoice:
+    invoice_id: int
+    invoice_num: str
+    client: _Client
+    issued: dt.date
+    total: int
+
+
 def _money(minor: int) -> str:
     sign = "-" if minor < 0 else ""
     return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
@@ -123,7 +132,7 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
     switches = sorted(rng.sample(range(1, n_invoices), len(formats) - 1))
     next_id = rng.randrange(1, 20_000)
     sequence = rng.randrange(1, 900)
-    invoices: list[dict[str, object]] = []
+    invoices: list[_Invoice] = []
     owner: dict[int, _Client] = {}
     for position, day in enumerate(issued):
         fmt: Numbering = formats[sum(position >= s for s in switches)]
@@ -132,15 +141,7 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
         total = sum(rng.choice(prices) for _ in range(items))
         next_id += 1 if rng.random() < 0.9 else rng.randrange(2, 6)
         sequence += 1
-        invoices.append(
-            {
-                "invoice_id": next_id,
-                "invoice_num": fmt.printer(day.year, sequence),
-                "client": client,
-                "issued": day,
-                "total": total,
-            }
-        )
+        invoices.append(_Invoice(next_id, fmt.printer(day.year, sequence), client, day, total))
         owner[next_id] = client
     txns: list[dict[str, object]] = []
     truth: list[tuple[str, int, int, str]] = []
@@ -166,57 +167,53 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
             truth.append((tid, invoice_id, part, client_currency))
         cases.append((tid, case, expected, customer, bool(alloc)))
 
-    open_by_client: dict[int, list[dict[str, object]]] = {}
+    open_by_client: dict[int, list[_Invoice]] = {}
     for inv in invoices:
-        day = inv["issued"]
-        assert isinstance(day, dt.date)
+        day = inv.issued
         if day < start - dt.timedelta(days=45):
             roll = rng.random()
             if roll < 0.92:  # overdue ones stay open and may be paid in the window
-                status[int(inv["invoice_id"])] = "Paid" if roll < 0.89 else "Cancelled"  # type: ignore[call-overload]
+                status[int(inv.invoice_id)] = "Paid" if roll < 0.89 else "Cancelled"
                 continue
-        status[int(inv["invoice_id"])] = "Unpaid"  # type: ignore[call-overload]
-        client = inv["client"]
-        assert isinstance(client, _Client)
+        status[int(inv.invoice_id)] = "Unpaid"
+        client = inv.client
         open_by_client.setdefault(client.client_id, []).append(inv)
     paid: set[int] = set()
     for _client_id, open_list in sorted(open_by_client.items()):
         for inv in open_list:
-            invoice_id = int(inv["invoice_id"])  # type: ignore[call-overload]
+            invoice_id = int(inv.invoice_id)
             if invoice_id in paid or rng.random() < 0.18:
                 continue
-            client = inv["client"]
-            assert isinstance(client, _Client)
-            issued_day = inv["issued"]
-            assert isinstance(issued_day, dt.date)
+            client = inv.client
+            issued_day = inv.issued
             day = issued_day + dt.timedelta(days=rng.randrange(0, 35))
             if issued_day < start - dt.timedelta(days=45):
                 day = start + dt.timedelta(days=rng.randrange(0, (end - start).days + 1))
             if not start <= day <= end:
                 continue
-            total = int(inv["total"])  # type: ignore[call-overload]
-            number = str(inv["invoice_num"])
+            total = int(inv.total)
+            number = str(inv.invoice_num)
             case = rng.choices([c for c, _ in CASE_WEIGHTS], [w for _, w in CASE_WEIGHTS])[0]
             payer = bank_name(rng, client.first, client.last, client.company, client.language,
                               client.field)  # fmt: skip
             if case in ("combined_ref", "combined_noref"):
                 others = [
                     o for o in open_list
-                    if int(o["invoice_id"]) not in paid and o is not inv  # type: ignore[call-overload]
-                    and o["issued"] <= day  # type: ignore[operator]
+                    if int(o.invoice_id) not in paid and o is not inv
+                    and o.issued <= day
                 ]  # fmt: skip
                 if not others:
                     case = "ref_exact"
                 else:
                     group = [inv, *rng.sample(others, min(len(others), rng.choice((1, 1, 2))))]
-                    ids = [int(g["invoice_id"]) for g in group]  # type: ignore[call-overload]
-                    amounts = [int(g["total"]) for g in group]  # type: ignore[call-overload]
+                    ids = [int(g.invoice_id) for g in group]
+                    amounts = [int(g.total) for g in group]
                     paid.update(ids)
                     ref = (
                         reference(
                             rng,
                             client.language,
-                            [str(g["invoice_num"]) for g in group],
+                            [str(g.invoice_num) for g in group],
                             client.client_id,
                         )
                         if case == "combined_ref"
@@ -275,17 +272,15 @@ def generate_books(seed: int, n_invoices: int = 4000) -> Books:
     rng.shuffle(order)
     invoice_rows = []
     for inv in invoices:
-        client = inv["client"]
-        assert isinstance(client, _Client)
-        invoice_id = int(inv["invoice_id"])  # type: ignore[call-overload]
-        issued_day = inv["issued"]
-        assert isinstance(issued_day, dt.date)
-        total = int(inv["total"])  # type: ignore[call-overload]
+        client = inv.client
+        invoice_id = int(inv.invoice_id)
+        issued_day = inv.issued
+        total = int(inv.total)
         state = status[invoice_id]
         invoice_rows.append(
             {
                 "invoice_id": str(invoice_id),
-                "invoice_num": str(inv["invoice_num"]),
+                "invoice_num": str(inv.invoice_num),
                 "client_id": str(client.client_id),
                 "client_name": client.person,
                 "company_name": client.company,
