@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from recon.canonical import split_transaction_ref, transaction_ref
 from recon.db.models import (
+    Allocation,
     Invoice,
     Match,
     Payout,
@@ -107,11 +108,15 @@ def build_frames(
     in_whmcs = {(r.invoice_id, r.transid) for r in recorded if r.transid}
     aliases = transid_aliases(session)  # a Stripe row is recorded under its charge's id
     held_elsewhere: dict[str, int] = defaultdict(int)
+    confirmations: list[Allocation] = []
     for allocation in allocations:
         if allocation.transaction_ref in window_refs:
             continue  # recomputed by this run
-        if allocation.decision == "review" or allocation.rule.startswith(RECORDED_RULE_PREFIX):
-            continue  # a suggestion holds no money; a confirmation is in WHMCS's balance
+        if allocation.rule.startswith(RECORDED_RULE_PREFIX):
+            confirmations.append(allocation)  # in WHMCS's balance already
+            continue
+        if allocation.decision == "review":
+            continue  # a suggestion holds no money
         transid = split_transaction_ref(allocation.transaction_ref)[2]
         ids = (transid, *aliases.get(allocation.transaction_ref, ()))
         if not any((allocation.invoice_id, i) in in_whmcs for i in ids):
@@ -165,6 +170,7 @@ def build_frames(
                     "reference": f"{t.source.capitalize()} fee for {t.source_id}",
                 }
             )
+    confirmed_elsewhere = _confirmed_elsewhere(recorded, confirmations, aliases)
     recorded_from = window[0] - dt.timedelta(days=recorded_margin_days)
     recorded_to = window[1] + dt.timedelta(days=recorded_margin_days)
     recorded_rows = [
@@ -179,7 +185,9 @@ def build_frames(
             "transid": _text(r.transid),
         }
         for r in recorded
-        if recorded_from <= r.recorded_on <= recorded_to and r.invoice_id
+        if recorded_from <= r.recorded_on <= recorded_to
+        and r.invoice_id
+        and r.whmcs_txn_id not in confirmed_elsewhere
     ]
     margin = dt.timedelta(days=PAYOUT_MARGIN_DAYS)
     payouts = list(
@@ -229,6 +237,31 @@ def build_frames(
         ),
     }
     return frames, window_refs
+
+
+def _confirmed_elsewhere(
+    recorded: list[RecordedPayment],
+    confirmations: list[Allocation],
+    aliases: dict[str, tuple[str, ...]],
+) -> set[str]:
+    """WHMCS payments that money outside the window already confirms (by their `transid`, else
+    the earliest of the invoice's payments of the confirmed amount): not confirmed twice."""
+    by_invoice: dict[str, list[RecordedPayment]] = defaultdict(list)
+    for r in sorted(recorded, key=lambda r: (r.recorded_on, r.whmcs_txn_id)):
+        if r.invoice_id:
+            by_invoice[r.invoice_id].append(r)
+    taken: set[str] = set()
+    for allocation in confirmations:
+        ids = {split_transaction_ref(allocation.transaction_ref)[2]}
+        ids.update(aliases.get(allocation.transaction_ref, ()))
+        rows = [r for r in by_invoice.get(allocation.invoice_id, []) if r.whmcs_txn_id not in taken]
+        amount = allocation.amount_minor
+        match = next((r for r in rows if r.transid and r.transid in ids), None) or next(
+            (r for r in rows if amount in (r.amount_minor, r.amount_minor - r.fees_minor)), None
+        )
+        if match is not None:
+            taken.add(match.whmcs_txn_id)
+    return taken
 
 
 _INVOICE_COLUMNS = ("invoice_id", "invoice_num", "client_id", "client_name", "company_name",
