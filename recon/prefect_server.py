@@ -176,7 +176,6 @@ def main(argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

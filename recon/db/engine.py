@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -76,9 +76,7 @@ def schema_transaction(connection: Connection) -> Iterator[None]:
         return
     if connection.in_transaction():
         connection.commit()
-    dbapi_connection = connection.connection.dbapi_connection
-    if not isinstance(dbapi_connection, sqlite3.Connection):  # pragma: no cover - pysqlite only
-        raise TypeError(f"unexpected SQLite driver connection {type(dbapi_connection).__name__}")
+    dbapi_connection = cast(sqlite3.Connection, connection.connection.dbapi_connection)
     previous = dbapi_connection.isolation_level
     dbapi_connection.isolation_level = None  # the driver no longer begins or commits by itself
     try:

@@ -49,7 +49,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def schema_tables(engine: Engine) -> list[str]:
     """The tables of this project's schema that exist in the database (others are ignored)."""
-    from recon.db.models import Base  # the models load only when a command inspects the schema
+    import recon.db.models  # noqa: F401 - registers every table; loaded only when needed
+    from recon.db.base import Base
 
     return sorted(set(inspect(engine).get_table_names()) & set(Base.metadata.tables))
 
