@@ -1,7 +1,7 @@
 """Logging, set up once per process: a human format for terminals, JSON lines on request.
 
-Every handler carries a `RedactionFilter`, so a secret the secrets layer has resolved never reaches
-a log sink, whether it sits in the message, its arguments or a formatted traceback.
+Records are masked when they are created (see `recon.redaction`), before any handler sees them;
+every handler known at setup also carries a `RedactionFilter` for records built some other way.
 """
 
 from __future__ import annotations
@@ -12,30 +12,17 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from recon.redaction import redact
+from recon.redaction import install_log_record_redaction, redact_record
 
 _HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class RedactionFilter(logging.Filter):
-    """Renders the record's message and traceback once, with secrets masked."""
+    """Masks a record that did not come through the redacting record factory (belt and braces:
+    a library may replace the factory or build records by hand)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_recon_redacted", False):
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not hide the record
-            message = f"{record.msg!r} {record.args!r}"
-        record.msg = redact(message)
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        record._recon_redacted = True
+        redact_record(record)
         return True
 
 
@@ -118,6 +105,7 @@ def configure_logging(
     for requests_logger in _REQUEST_LOGGERS:
         quiet = fmt == "human" and level != "DEBUG"
         logging.getLogger(requests_logger).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    install_log_record_redaction()
     attach_redaction_everywhere()
     _configured = True
     return handler

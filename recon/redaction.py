@@ -3,12 +3,18 @@
 The secrets layer registers every value it resolves; `redact` replaces each registered value, and
 the credential shapes that turn up in HTTP logs (Authorization headers, tokens in URLs, passwords in
 connection strings), with `***`.
+
+Importing this module installs a log record factory that masks every record as it is created, so
+no handler sees a secret, whenever and by whom it was added (Prefect's API log handler included),
+in every process that can hold a secret: a secret is registered only through this module.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+from typing import Any
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 4
@@ -70,3 +76,62 @@ def redact(text: str) -> str:
     for shape, replacement in _CREDENTIAL_SHAPES:
         text = shape.sub(replacement, text)
     return text
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Mask secrets in a record's message, arguments, traceback and stack, in place (once)."""
+    if getattr(record, "_recon_redacted", False):
+        return
+    record._recon_redacted = True
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string must not hide the record
+        message = f"{record.msg!r} {record.args!r}"
+        record.msg, record.args = message, None
+    masked = redact(message)
+    if masked != message:
+        _mask_message(record, masked)
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def _mask_message(record: logging.LogRecord, masked: str) -> None:
+    """Keep the template and positional arguments when masking them one by one gives the same
+    text (formatters such as uvicorn's access log unpack `args`); else keep only the text."""
+    if isinstance(record.msg, str) and isinstance(record.args, tuple):
+        args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        template = redact(record.msg)
+        try:
+            same = (template % args if args else template) == masked
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            record.msg, record.args = template, args
+            return
+    record.msg, record.args = masked, None
+
+
+_factory_lock = threading.Lock()
+
+
+def install_log_record_redaction() -> None:
+    """Make every log record of this process masked at creation (idempotent)."""
+    with _factory_lock:
+        current = logging.getLogRecordFactory()
+        if getattr(current, "_recon_redacting", False):
+            return
+
+        def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = current(*args, **kwargs)
+            redact_record(record)
+            return record
+
+        redacting_factory._recon_redacting = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(redacting_factory)
+
+
+install_log_record_redaction()

@@ -97,3 +97,41 @@ def test_credential_shapes_are_masked_without_registration(text: str, leak: str)
 def test_short_values_are_not_registered() -> None:
     register_secret("ab")
     assert redact("a b ab") == "a b ab"
+
+
+def test_a_handler_added_after_setup_never_sees_a_secret(canary: str) -> None:
+    """No `configure_logging` at all, handler added last: the record is masked at creation."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("recon.test.late")
+    logger.addHandler(handler)
+    try:
+        logger.warning("token %s refused", canary)
+        try:
+            raise RuntimeError(canary)
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    assert canary not in stream.getvalue()
+    assert f"token {MASK} refused" in stream.getvalue()
+
+
+def test_positional_arguments_survive_masking(canary: str) -> None:
+    """Formatters that unpack `args` (uvicorn's access log) still get a tuple."""
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s"',
+        ("1.2.3.4", "GET", canary),
+        None,
+    )
+    assert record.args == ("1.2.3.4", "GET", MASK)
+    assert canary not in record.getMessage()
+    untouched = logging.getLogger("x").makeRecord(
+        "x", logging.INFO, __file__, 1, "%s", ("a",), None
+    )
+    assert untouched.args == ("a",) and untouched.msg == "%s"
