@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from recon.cli import audit, automations, db, sandbox, tenant, webhooks
+from recon.cli import audit, automations, db, runs, sandbox, tenant, webhooks
 from recon.cli.apply import apply_command
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
@@ -36,6 +36,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(automations.app, name="automations")
+app.add_typer(runs.app, name="runs")
 
 log = logging.getLogger("recon.cli")
 INTERRUPTED = 130
