@@ -6,15 +6,60 @@ environment variables in development); no setting holds a secret and none has a 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`: where a development sandbox listens."""
+    if not host:
+        return False
+    name = host.strip("[]").lower().rstrip(".")
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def url_transport_problem(url: str, *, production: bool) -> str | None:
+    """Why `url` may not be used to reach a service (None when it may). Never echoes the URL.
+
+    A user name or password in the URL is refused everywhere (it would be printed and audited);
+    production needs https; development allows http only to a loopback sandbox.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return "must not carry a user name or password; keep credentials in Vault"
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return None if host else "is not a valid URL"
+    if scheme != "http":
+        return "must be an https:// URL"
+    if production:
+        return "must use https in production"
+    if not is_loopback_host(host):
+        return (
+            "must use https; http is allowed only to a loopback sandbox (127.0.0.1, localhost, "
+            "::1) in development"
+        )
+    return None
 
 
 class Environment(StrEnum):
@@ -62,6 +107,17 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _vault_over_tls(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        production = info.data.get("env") is Environment.PRODUCTION
+        problem = url_transport_problem(value, production=production)
+        if problem:
+            raise PydanticCustomError("insecure_url", f"Vault's address {problem}")
+        return value
 
     @property
     def is_production(self) -> bool:

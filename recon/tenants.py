@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,8 +22,23 @@ from recon import audit
 from recon.db.models import Tenant
 from recon.db.tenancy import bind_tenant
 from recon.errors import ConfigError, NotFoundError
+from recon.settings import url_transport_problem
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$")
+
+
+def _production(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get("production", False))
+
+
+def _checked_url(value: HttpUrl | None, info: ValidationInfo) -> HttpUrl | None:
+    """A provider base URL: no user info anywhere; https in production (see parse_settings)."""
+    if value is None:
+        return None
+    problem = url_transport_problem(str(value), production=_production(info))
+    if problem:
+        raise PydanticCustomError("insecure_url", problem)
+    return value
 
 
 class WhmcsSettings(BaseModel):
@@ -28,11 +52,30 @@ class WhmcsSettings(BaseModel):
     mysql_port: int = 3306
     mysql_database: str | None = None
     mysql_user: str | None = None
+    mysql_ssl_ca: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="CA bundle (PEM file) that verifies the WHMCS database's TLS certificate; "
+        "MySQL mode in production connects only over verified TLS.",
+    )
     gateway: str = "banktransfer"
     invoice_number_format: str | None = Field(
         default=None,
         description="The tenant's WHMCS custom invoice numbering, e.g. INV-{YEAR}-{NUMBER}.",
     )
+
+    _base_url = field_validator("base_url")(_checked_url)
+
+    @field_validator("mysql_ssl_ca")
+    @classmethod
+    def _mysql_over_tls(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode") == "mysql" and _production(info) and not value:
+            raise PydanticCustomError(
+                "tls_required",
+                "WHMCS MySQL mode needs TLS in production; set it to the CA bundle (PEM file) "
+                "that signs the database server's certificate",
+            )
+        return value
 
 
 class StripeSettings(BaseModel):
@@ -43,6 +86,8 @@ class StripeSettings(BaseModel):
     enabled: bool = False
     api_base: HttpUrl | None = None
     account_id: str | None = None
+
+    _api_base = field_validator("api_base")(_checked_url)
 
 
 class GoCardlessSettings(BaseModel):
@@ -59,6 +104,8 @@ class GoCardlessSettings(BaseModel):
         "are keyed by content so that a pending line that books is an update.",
     )
 
+    _base_url = field_validator("base_url")(_checked_url)
+
 
 class GoCardlessPaymentsSettings(BaseModel):
     """GoCardless Payments (direct debit), when the tenant takes it."""
@@ -68,6 +115,8 @@ class GoCardlessPaymentsSettings(BaseModel):
     enabled: bool = False
     base_url: HttpUrl | None = None
     creditor_id: str | None = None
+
+    _base_url = field_validator("base_url")(_checked_url)
 
 
 class TenantSettings(BaseModel):
@@ -98,10 +147,21 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
-def parse_settings(raw: dict[str, Any]) -> TenantSettings:
-    """Validate stored or user-given settings into a `TenantSettings`."""
+def parse_settings(raw: dict[str, Any], *, production: bool | None = None) -> TenantSettings:
+    """Validate stored or user-given settings into a `TenantSettings`.
+
+    Provider URLs with a user name or password are refused always. `production` (default: this
+    process's RECON_ENV, read now, since it may have changed since the tenant was added) also
+    requires https for every provider URL and TLS for WHMCS MySQL mode; without it plain http is
+    allowed only to a loopback sandbox. Runs and `tenant add` use the default; displaying a
+    tenant passes False.
+    """
+    if production is None:
+        from recon.runtime import load_settings
+
+        production = load_settings().is_production
     try:
-        return TenantSettings.model_validate(raw)
+        return TenantSettings.model_validate(raw, context={"production": production})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
@@ -124,8 +184,12 @@ def list_tenants(session: Session) -> list[Tenant]:
 def add_tenant(
     session: Session, tenant_id: str, name: str, settings: TenantSettings, *, actor: str
 ) -> Tenant:
-    """Register a tenant and write the first entry of its audit chain."""
+    """Register a tenant and write the first entry of its audit chain.
+
+    The settings are checked again as this process's RECON_ENV requires (https in production).
+    """
     validate_tenant_id(tenant_id)
+    settings = parse_settings(settings.model_dump(mode="json"))
     if session.get(Tenant, tenant_id) is not None:
         raise ConfigError(f"tenant {tenant_id!r} already exists")
     tenant = Tenant(id=tenant_id, name=name, settings=settings.model_dump(mode="json"))

@@ -83,7 +83,7 @@ def list_() -> None:
         tenants = list_tenants(session)
         table = Table("id", "name", "active", "sources", "auto-apply")
         for tenant in tenants:
-            settings = parse_settings(tenant.settings)
+            settings = parse_settings(tenant.settings, production=False)  # display only
             sources = [
                 label
                 for label, on in (
@@ -119,6 +119,66 @@ def show(tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")]) -> 
             "id": tenant.id,
             "name": tenant.name,
             "active": tenant.active,
-            "settings": parse_settings(tenant.settings).model_dump(mode="json"),
+            # display only: a run checks https again; user info is refused everywhere
+            "settings": parse_settings(tenant.settings, production=False).model_dump(mode="json"),
         }
     console.print_json(json.dumps(document))
+
+
+@app.command("update")
+def update(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A setting as key.path=value (JSON values allowed); repeat."),
+    ] = None,
+    settings_file: Annotated[
+        Path | None,
+        typer.Option(help="JSON or TOML file with settings to change (merged into the current)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A new display name.")] = None,
+) -> None:
+    """Change a tenant's settings or name; audited with the before and after of each change."""
+    from recon.db.tenancy import admin_session
+    from recon.tenant_admin import refuse_secrets, update_tenant
+
+    changes = _read_settings_file(settings_file) if settings_file else {}
+    for assignment in set_ or []:
+        key = assignment.partition("=")[0]
+        refuse_secrets({part: {} for part in key.strip().split(".")[-1:]}, key.rpartition(".")[0])
+        _apply_assignment(changes, assignment)
+    if not changes and name is None:
+        raise ConfigError("nothing to change; give --set, --settings-file or --name")
+    with admin_session(runtime().checked_admin_engine()) as session:
+        change = update_tenant(session, tenant_id, changes=changes, name=name, actor=current_actor())
+    if not change.changed:
+        console.print(f"tenant {tenant_id} unchanged")
+        return
+    table = Table("setting", "before", "after", title=f"tenant {tenant_id} updated")
+    if change.name:
+        table.add_row("name", change.name[0], change.name[1])
+    for path, (before, after) in change.settings.items():
+        table.add_row(path, json.dumps(before), json.dumps(after))
+    console.print(table)
+
+
+@app.command("disable")
+def disable(tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")]) -> None:
+    """Retire a tenant (audited): its data stays, its runs, applies and webhooks are refused."""
+    from recon.db.tenancy import admin_session
+    from recon.tenant_admin import set_active
+
+    with admin_session(runtime().checked_admin_engine()) as session:
+        changed = set_active(session, tenant_id, False, actor=current_actor())
+    console.print(f"tenant {tenant_id} {'disabled' if changed else 'was already disabled'}")
+
+
+@app.command("enable")
+def enable(tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")]) -> None:
+    """Turn a disabled tenant back on (audited)."""
+    from recon.db.tenancy import admin_session
+    from recon.tenant_admin import set_active
+
+    with admin_session(runtime().checked_admin_engine()) as session:
+        changed = set_active(session, tenant_id, True, actor=current_actor())
+    console.print(f"tenant {tenant_id} {'enabled' if changed else 'was already enabled'}")
