@@ -65,10 +65,15 @@ class Runtime:
         return SecretResolver(self.settings)
 
     def checked_engine(self) -> Engine:
-        """The application engine, after refusing a schema that is not at head."""
+        """The application engine, after refusing a schema that is not at head and (in
+        production) a role that row-level security does not apply to."""
         from recon.db.migrate import ensure_at_head
+        from recon.db.roles import check_application_role
 
         ensure_at_head(self.engine)
+        if not self.__dict__.get("_role_checked"):
+            check_application_role(self.engine, self.settings.is_production)
+            self._role_checked = True
         return self.engine
 
     def checked_admin_engine(self) -> Engine:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from recon.cli.context import console
 from recon.db import migrate
 from recon.db.engine import describe_url
+from recon.db.roles import application_role_problem
 from recon.db.tenancy import admin_session
 from recon.errors import ReconError
 from recon.runtime import Runtime
@@ -61,6 +62,19 @@ def _database(rt: Runtime) -> tuple[Check, bool]:
     return Check("database schema", Level.OK, f"{url} at head {status.head}"), True
 
 
+def _database_role(rt: Runtime) -> Check:
+    try:
+        problem = application_role_problem(rt.engine)
+    except SQLAlchemyError as exc:
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["unknown error"])[0]
+        return Check("database role", Level.FAIL, f"the role could not be checked: {reason}")
+    if problem is None:
+        return Check("database role", Level.OK, "row-level security applies to it")
+    if rt.settings.is_production:
+        return Check("database role", Level.FAIL, problem.sentence())
+    return Check("database role", Level.WARN, f"{problem.sentence()} (development only)")
+
+
 def _vault(rt: Runtime) -> Check:
     settings = rt.settings
     if not settings.vault_addr:
@@ -85,6 +99,8 @@ def run_checks(rt: Runtime) -> list[Check]:
     checks: list[Check] = []
     db_check, db_ok = _database(rt)
     checks.append(db_check)
+    if db_ok:
+        checks.append(_database_role(rt))
     checks.append(_vault(rt))
     production = rt.settings.is_production
     for spec in GLOBAL_SECRETS:

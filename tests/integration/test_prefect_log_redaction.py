@@ -128,7 +128,7 @@ def test_a_worker_process_without_the_cli_setup_masks_secrets(
         PREFECT_LOGGING_EXTRA_LOGGERS="recon",
         PYTHONPATH=str(ROOT),
     )
-    result = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+    result = subprocess.run(
         [sys.executable, "-c", _WORKER_SCRIPT, secret],
         cwd=tmp_path,
         env=env,
