@@ -1,4 +1,9 @@
-"""`recon webhooks serve`: the receiver that turns signed provider events into Prefect events."""
+"""`recon webhooks serve`: the receiver that turns signed provider events into Prefect events.
+
+Verified events are stored before they are acknowledged and emitted to Prefect by the receiver's
+emitter until Prefect takes them; a restarted receiver resumes what is left. Event ids are kept
+forever, so a replayed delivery (GoCardless signs no timestamp) is acknowledged and does nothing.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +28,11 @@ def serve(
 ) -> None:
     """Serve POST /webhooks/stripe/{tenant} and /webhooks/gocardless/{tenant}."""
     from recon.webhooks.app import ReceiverConfig, build_receiver
-    from recon.webhooks.prefect_events import emit_reconcile_request
+    from recon.webhooks.prefect_events import PrefectEventSink
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         raise ConfigError(
@@ -40,7 +45,14 @@ def serve(
             "in production the receiver serves TLS itself (--ssl-certfile/--ssl-keyfile) or "
             "listens on loopback behind a TLS proxy"
         )
-    config = ReceiverConfig(rt.checked_engine(), rt.secrets, emit_reconcile_request)
+    api_key = PREFECT_API_KEY.value()
+    auth_string = PREFECT_API_AUTH_STRING.value()
+    sink = PrefectEventSink(
+        PREFECT_API_URL.value(),
+        api_key=api_key.get_secret_value() if api_key else None,
+        auth_string=auth_string.get_secret_value() if auth_string else None,
+    )
+    config = ReceiverConfig(rt.checked_engine(), rt.secrets, sink)
     console.print(f"webhook receiver on {'https' if ssl_certfile else 'http'}://{host}:{port}")
     uvicorn.run(
         build_receiver(config),

@@ -417,10 +417,14 @@ class AppliedPayment(TenantScoped, Timestamps, Base):
 
 
 class WebhookEvent(TenantScoped, Base):
-    """A provider event received once; the unique key makes redelivery a no-op."""
+    """A provider event received once; the unique key makes redelivery a no-op (ids are kept
+    forever). It is the receiver's outbox: `processed_at` is set once Prefect took the event."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("tenant_id", "provider", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "provider", "event_id"),
+        Index("ix_webhook_events_pending", "tenant_id", "processed_at"),
+    )
 
     id: Mapped[IntPK]
     provider: Mapped[str] = mapped_column(SourceName)
@@ -429,6 +433,11 @@ class WebhookEvent(TenantScoped, Base):
     payload_sha256: Mapped[str] = mapped_column(Sha256Hex)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[dt.datetime | None]
+    window_from: Mapped[dt.date | None] = mapped_column(Date)
+    window_to: Mapped[dt.date | None] = mapped_column(Date)
+    emit_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_emit_at: Mapped[dt.datetime | None]
+    last_emit_error: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditEntry(TenantScoped, Base):
