@@ -22,7 +22,8 @@ from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
 from recon.runtime import Runtime
-from recon.tenants import get_tenant, parse_settings
+from recon.tenant_admin import active_tenant
+from recon.tenants import parse_settings
 from tasks.extract import SourceContext, land_source, plan_sources
 
 log = logging.getLogger("recon.flow")
@@ -64,7 +65,7 @@ def land_range(
     runtime = Runtime()
     engine = runtime.checked_engine()
     with admin_session(engine) as session:
-        settings = parse_settings(get_tenant(session, tenant).settings)
+        settings = parse_settings(active_tenant(session, tenant).settings)
     ctx = SourceContext(engine, tenant, settings, runtime.secrets)
     fetched: dict[str, bool] = {}
     with tenant_lock(engine, tenant):

@@ -12,7 +12,8 @@ from flows.reconcile import reconcile
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.runtime import Runtime
-from recon.tenants import get_tenant, parse_settings
+from recon.tenant_admin import active_tenant
+from recon.tenants import parse_settings
 
 
 def yesterday_in(timezone: str, now: dt.datetime | None = None) -> dt.date:
@@ -30,7 +31,7 @@ def daily(tenant: str, lookback_days: int = 3) -> dict[str, Any]:
     """Reconcile the last `lookback_days` days up to yesterday (late bookings are caught up;
     the overlap costs nothing, re-running a window gives the same tables)."""
     with admin_session(Runtime().checked_engine()) as session:
-        settings = parse_settings(get_tenant(session, tenant).settings)
+        settings = parse_settings(active_tenant(session, tenant).settings)
     end = yesterday_in(settings.timezone)
     return reconcile(
         tenant=tenant, date_from=end - dt.timedelta(days=lookback_days - 1), date_to=end

@@ -18,7 +18,8 @@ from recon.errors import ConfigError
 from recon.locks import tenant_lock
 from recon.runtime import Runtime
 from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
-from recon.tenants import get_tenant, parse_settings
+from recon.tenant_admin import active_tenant
+from recon.tenants import parse_settings
 from tasks.extract import SourceContext, SourceResult, plan_sources
 from tasks.prefect_tasks import apply_task, extract_task, reconcile_task
 from tasks.reconcile import matching_config
@@ -60,7 +61,7 @@ def reconcile(
     engine = runtime.checked_engine()
     chain_key = resolve_chain_key(runtime.secrets)  # a run without the audit key never starts
     with admin_session(engine) as session:
-        settings = parse_settings(get_tenant(session, tenant).settings)
+        settings = parse_settings(active_tenant(session, tenant).settings)
     ctx = SourceContext(engine, tenant, settings, runtime.secrets)
     plan = plan_sources(settings, set(sources) if sources else None)
     window = (date_from, date_to)

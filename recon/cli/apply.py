@@ -24,13 +24,14 @@ def apply_command(
     from connectors.whmcs import WhmcsClient
     from recon.db.tenancy import admin_session
     from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
-    from recon.tenants import get_tenant, parse_settings
+    from recon.tenant_admin import active_tenant
+    from recon.tenants import parse_settings
     from tasks.apply import ApplyReport, apply_locked, apply_payments, describe
 
     rt = runtime()
     engine = rt.checked_engine()
     with admin_session(engine) as session:
-        settings = parse_settings(get_tenant(session, tenant).settings)
+        settings = parse_settings(active_tenant(session, tenant).settings)
     if settings.whmcs.base_url is None:
         raise ConfigError(f"tenant {tenant!r} has no WHMCS base URL to apply payments to")
     with WhmcsClient(

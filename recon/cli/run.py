@@ -13,7 +13,7 @@ from recon.cli.context import console, runtime
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.money import format_amount
-from recon.tenants import get_tenant
+from recon.tenant_admin import active_tenant
 
 
 def parse_day(value: str, option: str) -> dt.date:
@@ -75,7 +75,7 @@ def run_command(
         raise ConfigError(f"--from {start} is after --to {end}")
     rt = runtime()
     with admin_session(rt.checked_engine()) as session:
-        get_tenant(session, tenant)
+        active_tenant(session, tenant)
     from recon.audit import resolve_chain_key
 
     resolve_chain_key(rt.secrets)  # stop before Prefect starts when the audit key is missing

@@ -140,12 +140,11 @@ def update(
 ) -> None:
     """Change a tenant's settings or name; audited with the before and after of each change."""
     from recon.db.tenancy import admin_session
-    from recon.tenant_admin import refuse_secrets, update_tenant
+    from recon.tenant_admin import refuse_secret_key, update_tenant
 
     changes = _read_settings_file(settings_file) if settings_file else {}
     for assignment in set_ or []:
-        key = assignment.partition("=")[0]
-        refuse_secrets({part: {} for part in key.strip().split(".")[-1:]}, key.rpartition(".")[0])
+        refuse_secret_key(assignment.partition("=")[0].strip())  # before the value is echoed
         _apply_assignment(changes, assignment)
     if not changes and name is None:
         raise ConfigError("nothing to change; give --set, --settings-file or --name")
