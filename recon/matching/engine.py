@@ -124,6 +124,8 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
             "provider_credits": int((book.provider_credit & incoming).sum()),
             "confirmed_by_transid": int(by_transid.sum()),
             "confirmed_by_invoice": int(by_invoice.sum()),
+            # the tenant's numbering as configured or learned from its invoice_num values
+            "invoice_number_formats": list(book.number_formats),
         }
     )
     clock.lap("output")

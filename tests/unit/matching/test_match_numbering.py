@@ -62,3 +62,11 @@ def test_numbers_glued_to_letters_match_without_configuration() -> None:
         "t1": 8003,
         "t2": 8007,
     }
+
+
+def test_the_formats_used_are_reported() -> None:
+    invoices = [invoice(8000 + n, "24.00", invoice_num=f"2026/{n}") for n in range(1, 6)]
+    result = match(inputs(invoices, [payment("t1", "24.00", "2026/3")]), MatchConfig())
+    assert result.stats["invoice_number_formats"] == ["{YEAR}/{NUMBER}"]
+    configured = match(inputs(invoices, []), MatchConfig(invoice_number_format="RE-{NUMBER}"))
+    assert configured.stats["invoice_number_formats"] == ["RE-{NUMBER}"]
