@@ -102,6 +102,21 @@ def recomputed_digest(engine: Engine) -> str:
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
 
 
+def live_rows_of(allocations: dict[int, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The live rows among `allocations` (neither a reversal nor reversed)."""
+    reversed_ids = {r[11] for r in allocations.values() if r[11] is not None}
+    return [r for i, r in allocations.items() if r[11] is None and i not in reversed_ids]
+
+
+def live_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    return live_rows_of(rows(engine, "allocations", ALLOCATION_COLUMNS))
+
+
+def natural(allocations: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows on their decision's columns: payment, invoice, amount, rule, confidence, decision."""
+    return sorted(r[3:10] for r in allocations)
+
+
 def entries(books: Books) -> list[AuditEntry]:
     with tenant_session(books.app, TENANT) as session:
         found = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
@@ -191,3 +206,19 @@ def test_changed_decisions_are_reversed_and_closed_exceptions_kept_all_audited(
     assert rows(books.owner, "allocations", ALLOCATION_COLUMNS) == allocations
     assert rows(books.owner, "exceptions", EXCEPTION_COLUMNS) == exceptions
     assert again["allocations_added"] == again["allocations_reversed"] == 0
+
+    # back to the strict settings: the first decisions return as new rows (A, B, then A again)
+    # and the exceptions the engine closed are reopened, each with its audit entry
+    set_thresholds(books, auto=97, review=95)
+    back = run()
+    assert back["allocations_reversed"] > 0 and back["exceptions_opened"] > 0
+    assert natural(live_rows(books.owner)) == natural(live_rows_of(after_strict))
+    reopened = rows(books.owner, "exceptions", EXCEPTION_COLUMNS)
+    for row in closed:
+        assert reopened[row[0]][7] == "open" and reopened[row[0]][10:] == (None, None)
+        assert reopened[row[0]][8] > row[8]  # a real change moves the version
+    log = entries(books)
+    assert Counter(e.action for e in log)["exception.reopened"] == len(closed)
+    assert Counter(e.action for e in log)["allocation.reversed"] == sum(
+        r[11] is not None for r in rows(books.owner, "allocations", ALLOCATION_COLUMNS).values()
+    )
