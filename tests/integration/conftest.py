@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from connectors.sandbox.app import build_app
 from connectors.sandbox.serve import RunningServer, run_in_thread
 from connectors.sandbox.vault import VaultState
+from tests.tls import write_self_signed_cert
 
 SANDBOX_EPOCH = 1_800_000_000.0
 """The sandbox clock's start; it only moves when a test calls `advance`."""
@@ -24,4 +26,18 @@ def sandbox_vault() -> VaultState:
 def vault_server(sandbox_vault: VaultState) -> Iterator[RunningServer]:
     """The sandbox app serving `sandbox_vault` over real HTTP on a free local port."""
     with run_in_thread(build_app(vault=sandbox_vault)) as server:
+        yield server
+
+
+@pytest.fixture
+def production_vault(
+    sandbox_vault: VaultState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningServer]:
+    """`sandbox_vault` over verified TLS, as production requires; RECON_VAULT_ADDR and
+    RECON_VAULT_CA_CERT point at it."""
+    cert, key = write_self_signed_cert(tmp_path, "vault sandbox")
+    app = build_app(vault=sandbox_vault)
+    with run_in_thread(app, ssl_certfile=cert, ssl_keyfile=key) as server:
+        monkeypatch.setenv("RECON_VAULT_ADDR", server.url)
+        monkeypatch.setenv("RECON_VAULT_CA_CERT", cert)
         yield server

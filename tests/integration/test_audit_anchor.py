@@ -172,7 +172,7 @@ def test_production_without_the_key_stops_naming_it(
 
 def test_production_reads_the_key_from_vault(
     sqlite_engine: object,
-    vault_server: RunningServer,
+    production_vault: RunningServer,  # production refuses Vault over http
     sandbox_vault: VaultState,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -180,7 +180,7 @@ def test_production_reads_the_key_from_vault(
 
     credentials = sandbox_vault.add_approle()
     monkeypatch.setenv("RECON_ENV", "production")
-    monkeypatch.setenv("RECON_VAULT_ADDR", vault_server.url)
+    monkeypatch.setenv("RECON_VAULT_ADDR", production_vault.url)
     monkeypatch.setenv("RECON_VAULT_ROLE_ID", credentials.role_id)
     monkeypatch.setenv("RECON_VAULT_SECRET_ID", credentials.secret_id)
     with pytest.raises(SecretUnavailableError, match="'recon/global' \\(key 'audit_chain_key'\\)"):

@@ -199,14 +199,14 @@ def test_production_doctor_passes_with_every_secret_in_vault(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     db_url: str,
-    vault_server: RunningServer,
+    production_vault: RunningServer,  # production refuses Vault over http
     sandbox_vault: VaultState,
 ) -> None:
     credentials = sandbox_vault.add_approle()
     run(capsys, "db", "upgrade")
     run(capsys, "tenant", "add", "acme", "--name", "Acme", "--set", "stripe.enabled=true")
     monkeypatch.setenv("RECON_ENV", "production")
-    monkeypatch.setenv("RECON_VAULT_ADDR", vault_server.url)
+    monkeypatch.setenv("RECON_VAULT_ADDR", production_vault.url)
     monkeypatch.setenv("RECON_VAULT_ROLE_ID", credentials.role_id)
     monkeypatch.setenv("RECON_VAULT_SECRET_ID", credentials.secret_id)
     sandbox_vault.put_secret(

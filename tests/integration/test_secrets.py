@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import uuid
 
 import pytest
@@ -82,6 +83,7 @@ def _vault_settings(server: RunningServer, state: VaultState, **extra: object) -
     credentials = state.add_approle()
     return _settings(
         vault_addr=server.url,
+        vault_ca_cert=os.environ.get("RECON_VAULT_CA_CERT"),  # set by production_vault
         vault_role_id=credentials.role_id,
         vault_secret_id=credentials.secret_id,
         **extra,
@@ -89,13 +91,13 @@ def _vault_settings(server: RunningServer, state: VaultState, **extra: object) -
 
 
 def test_vault_resolves_global_and_tenant_secrets(
-    vault_server: RunningServer, sandbox_vault: VaultState
+    production_vault: RunningServer, sandbox_vault: VaultState
 ) -> None:
     signing, stripe_key = _canary(), _canary()
     sandbox_vault.put_secret("recon/global", {"audit_export_signing_key": signing})
     sandbox_vault.put_secret("recon/tenants/acme", {"stripe_secret_key": stripe_key})
     resolver = SecretResolver(
-        _vault_settings(vault_server, sandbox_vault, env=Environment.PRODUCTION)
+        _vault_settings(production_vault, sandbox_vault, env=Environment.PRODUCTION)
     )
     assert resolver.get(AUDIT_EXPORT_SIGNING_KEY) == signing
     assert resolver.get(STRIPE_SECRET_KEY, "acme") == stripe_key
@@ -105,12 +107,12 @@ def test_vault_resolves_global_and_tenant_secrets(
 
 
 def test_production_secret_missing_from_vault_is_named_without_values(
-    vault_server: RunningServer, sandbox_vault: VaultState, monkeypatch: pytest.MonkeyPatch
+    production_vault: RunningServer, sandbox_vault: VaultState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     present = _canary()
     sandbox_vault.put_secret("recon/tenants/acme", {"whmcs_api_identifier": present})
     monkeypatch.setenv(env_var_name(WHMCS_API_SECRET, "acme"), _canary())  # must be ignored
-    settings = _vault_settings(vault_server, sandbox_vault, env=Environment.PRODUCTION)
+    settings = _vault_settings(production_vault, sandbox_vault, env=Environment.PRODUCTION)
     problems = SecretResolver(settings).check(required_for_tenant(TenantSettings()), "acme")
     assert len(problems) == 1
     assert "whmcs_api_secret" in problems[0] and "acme" in problems[0]
@@ -118,12 +120,12 @@ def test_production_secret_missing_from_vault_is_named_without_values(
 
 
 def test_vault_failures_fail_closed_and_leak_nothing(
-    vault_server: RunningServer, sandbox_vault: VaultState
+    production_vault: RunningServer, sandbox_vault: VaultState
 ) -> None:
     stream = io.StringIO()
     handler = configure_logging("DEBUG", "human", stream)
     try:
-        settings = _vault_settings(vault_server, sandbox_vault, env=Environment.PRODUCTION)
+        settings = _vault_settings(production_vault, sandbox_vault, env=Environment.PRODUCTION)
         assert settings.vault_secret_id is not None
         secret_id = settings.vault_secret_id.get_secret_value()
         sandbox_vault.inject_fault(503, count=10)
