@@ -164,3 +164,35 @@ def get_run(engine: Engine, tenant_id: str, run_id: str) -> RunRecord:
     with tenant_session(engine, tenant_id) as session:
         run = _find(session, run_id, tenant_id)
     return _records(engine, tenant_id, [run])[0]
+
+
+def completed_windows(
+    engine: Engine,
+    tenant_id: str,
+    windows: list[tuple[dt.date, dt.date]],
+    *,
+    sources: list[str] | None = None,
+    since: dt.datetime | None = None,
+) -> set[tuple[dt.date, dt.date]]:
+    """Which of `windows` have a completed run (with exactly these sources, when given;
+    finished at or after `since`, when given): a backfill's progress."""
+    if not windows:
+        return set()
+    wanted = set(windows)
+    query = select(Run.window_from, Run.window_to, Run.sources, Run.finished_at).where(
+        Run.status == "completed",
+        Run.window_from >= min(w[0] for w in windows),
+        Run.window_to <= max(w[1] for w in windows),
+    )
+    with tenant_session(engine, tenant_id) as session:
+        rows = session.execute(query).all()
+    found: set[tuple[dt.date, dt.date]] = set()
+    for window_from, window_to, run_sources, finished_at in rows:
+        if (window_from, window_to) not in wanted:
+            continue
+        if sources is not None and sorted(set(run_sources or [])) != sorted(set(sources)):
+            continue
+        if since is not None and (finished_at is None or _aware(finished_at) < since):
+            continue
+        found.add((window_from, window_to))
+    return found

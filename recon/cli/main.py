@@ -11,6 +11,7 @@ import typer
 
 from recon.cli import audit, automations, db, runs, sandbox, tenant, webhooks
 from recon.cli.apply import apply_command
+from recon.cli.backfill import backfill_command
 from recon.cli.context import err_console, reset_runtime, runtime
 from recon.cli.demo import demo_command
 from recon.cli.match import match_command
@@ -98,6 +99,7 @@ app.command("demo")(demo_command)
 app.command("run")(run_command)
 app.command("match")(match_command)
 app.command("apply")(apply_command)
+app.command("backfill")(backfill_command)
 
 
 def _fail(message: str, code: int) -> int:
