@@ -24,6 +24,7 @@ from connectors.sandbox.world import SandboxCredentials, SandboxWorld, world_end
 from recon import audit
 from recon.db import migrate
 from recon.db.backup import backup_database, default_backup_path
+from recon.db.engine import create_private_sqlite_file
 from recon.db.models import Tenant
 from recon.db.tenancy import admin_session, bind_tenant
 from recon.runtime import Runtime
@@ -152,6 +153,7 @@ def _remove_sqlite_database(engine: Engine) -> None:
     database = Path(engine.url.database or "")
     for suffix in ("", "-journal", "-wal", "-shm"):
         database.with_name(database.name + suffix).unlink(missing_ok=True)
+    create_private_sqlite_file(database)  # as make_engine does: the new file is 0600 too
 
 
 def ensure_demo_tenant(runtime: Runtime, tenant_settings: TenantSettings) -> None:

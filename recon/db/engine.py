@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,12 +34,10 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor.close()
 
 
-def _create_private(path: Path) -> None:
+def create_private_sqlite_file(path: Path) -> None:
     """Create a missing SQLite file 0600 (its -wal and -shm files take the same mode)."""
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 def describe_url(url: str) -> str:
@@ -64,7 +62,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _create_private(Path(database))
+            create_private_sqlite_file(Path(database))
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine

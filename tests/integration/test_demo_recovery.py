@@ -116,6 +116,8 @@ def test_the_demo_rebuilds_its_own_database_and_nobody_elses(
     summary = prepare_database(runtime, disposable=True)
     assert summary.startswith("rebuilt the demo database"), summary
     assert migrate.current_revision(engine) == migrate.head_revision()
+    database = tmp_path / "var" / "demo" / "recon.db"
+    assert database.stat().st_mode & 0o777 == 0o600  # rebuilt as private as it was made
     (copy,) = (tmp_path / "var" / "demo" / "backups").iterdir()
     assert copy.name in summary
     assert prepare_database(runtime, disposable=True) == (
