@@ -33,11 +33,10 @@ def vault_server(sandbox_vault: VaultState) -> Iterator[RunningServer]:
 def production_vault(
     sandbox_vault: VaultState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RunningServer]:
-    """`sandbox_vault` over verified TLS, as production requires; RECON_VAULT_ADDR and
-    RECON_VAULT_CA_CERT point at it."""
+    """`sandbox_vault` over verified TLS, as production requires; RECON_VAULT_CA_CERT trusts it
+    (point RECON_VAULT_ADDR at its url when the test is ready to use Vault)."""
     cert, key = write_self_signed_cert(tmp_path, "vault sandbox")
     app = build_app(vault=sandbox_vault)
     with run_in_thread(app, ssl_certfile=cert, ssl_keyfile=key) as server:
-        monkeypatch.setenv("RECON_VAULT_ADDR", server.url)
         monkeypatch.setenv("RECON_VAULT_CA_CERT", cert)
         yield server
