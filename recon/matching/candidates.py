@@ -373,7 +373,7 @@ def _subset_candidates(state: _Pass, refs: _RefFacts, want_client_sums: Bools) -
     # (b) (payment, client) pairs, by reference before by payer
     by_ref = rlab & want_client_sums[rp]
     strong = (
-        (((prep.name_level == 2) & (prep.name_kc <= 2)) | (prep.name_kc == 1))
+        (((prep.name_level == 2) & (prep.name_kc <= 5)) | (prep.name_kc <= 2))
         & prep.name_usable
         & want_client_sums[prep.name_p]
     )
