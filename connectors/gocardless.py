@@ -11,7 +11,7 @@ from `token/new/`, is an authentication failure: `GoCardlessAuthError`.
 The account reads (`details`, `balances`, `transactions`) draw on the bank's daily per-account
 quota; pass a `recon.quota.QuotaGuard` and the client wires it as `PolicyClient`'s hooks and feeds
 it the rate-limit headers of every successful answer (hooks do not see headers).
-`fetch_transactions` hands the raw response to `on_page` as a `tasks.land.Page` before anything
+`fetch_transactions` hands the raw response to `on_page` as a `connectors.pages.Page` before anything
 parses it; the endpoint is not paginated, so a window is one page.
 
 `parse_transactions(body, account_id)` is pure: it returns the usable lines (`BankRecord`) and the
@@ -44,11 +44,11 @@ from connectors.http import (
     ProviderRejectedError,
     ProviderResponseError,
 )
+from connectors.pages import Page
 from recon.errors import ReconError
 from recon.money import MoneyError, normalise_currency, to_minor
 from recon.quota import QuotaGuard
 from recon.redaction import register_secret
-from tasks.land import Page
 
 PROVIDER = "GoCardless"
 API = "/api/v2"

@@ -4,7 +4,7 @@ payout items, mandates and customers, read with cursor paging.
 Every request carries `Authorization: Bearer <access token>` (registered for redaction) and
 `GoCardless-Version: 2015-07-06`. Lists are read with `limit` (default 500, the API's maximum) and
 `after=<meta.cursors.after>` until the cursor is null; a cursor that comes back twice is an error,
-never an endless loop. Each raw page goes to `on_page` as a `tasks.land.Page` before it is parsed.
+never an endless loop. Each raw page goes to `on_page` as a `connectors.pages.Page` before it is parsed.
 Amounts of payments and payouts are already integer minor units; payout items' amounts are decimal
 strings (shared/reference/providers.md §2.5).
 
@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 
 from connectors.closing import Closing
 from connectors.http import HttpPolicy, PolicyClient, ProviderRejectedError, ProviderResponseError
+from connectors.pages import Page
 from recon.redaction import register_secret
-from tasks.land import Page
 
 logger = logging.getLogger("recon.gocardless_payments")
 

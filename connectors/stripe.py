@@ -13,7 +13,7 @@ API key, which is registered for redaction and never logged.
 Paging is the SDK's own (`ListObject.next_page`: `starting_after` = the last id, GET the list's
 `url`). Land raw first: each page's HTTP body, taken verbatim from the SDK's
 `last_response.body` (the UTF-8 decoding of the bytes received, encoded back, which is exact),
-goes to `on_page(tasks.land.Page)` before this module parses anything in it.
+goes to `on_page(connectors.pages.Page)` before this module parses anything in it.
 
 The parse functions (`parse_list_page`, `parse_object`, `balance_transaction`, `charge`,
 `refund`, `dispute`, `payout`) are pure: a replay parses stored pages without any call. A record
@@ -51,10 +51,10 @@ from connectors.http import (
     ProviderUnavailableError,
     parse_retry_after,
 )
+from connectors.pages import Page
 from recon.errors import ConfigError, ReconError
 from recon.money import MoneyError, minor_exponent, normalise_currency
 from recon.redaction import redact, register_secret
-from tasks.land import Page
 
 logger = logging.getLogger("recon.stripe")
 

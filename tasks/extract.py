@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from connectors.gocardless import GoCardlessClient, IdPolicy
 from connectors.gocardless_payments import GoCardlessPaymentsClient
 from connectors.http import HttpPolicy
+from connectors.pages import Page
 from connectors.stripe import StripeClient
 from connectors.whmcs import WhmcsClient
 from connectors.whmcs_mysql import WhmcsDatabase
@@ -36,7 +37,7 @@ from recon.secrets import (
     SecretResolver,
 )
 from recon.tenants import TenantSettings
-from tasks.land import FetchScope, Page, ServedPages, StoredPage, serve
+from tasks.land import FetchScope, ServedPages, StoredPage, serve
 from tasks.load import Batch, LoadResult, load_batch_in, restrict, restrict_lines
 from tasks.normalise_gocardless import bank_batch, payments_batches
 from tasks.normalise_stripe import normalise as stripe_normalise

@@ -14,30 +14,15 @@ window (`tasks.load.restrict`), so a replay serves the window and nothing else.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
 
+from connectors.pages import Page
 from recon.db.base import utcnow
 from recon.db.models import RawFetch, RawPayload
 from recon.db.tenancy import tenant_session
-
-
-@dataclass(frozen=True)
-class Page:
-    """One response page as the provider sent it."""
-
-    endpoint: str
-    request_key: str
-    status: int
-    body: bytes
-
-    @property
-    def sha256(self) -> str:
-        """Hex SHA-256 of the body."""
-        return hashlib.sha256(self.body).hexdigest()
 
 
 @dataclass(frozen=True)

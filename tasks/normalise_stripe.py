@@ -38,6 +38,7 @@ from urllib.parse import parse_qs
 import pandas as pd
 from sqlalchemy import Engine
 
+from connectors.pages import Page
 from connectors.stripe import (
     LIST_ENDPOINTS,
     OBJECT_ENDPOINTS,
@@ -58,7 +59,7 @@ from connectors.stripe import (
 )
 from recon.canonical import PAYOUT_LINES, PAYOUTS, STRIPE_TRANSACTIONS, Dataset
 from recon.db.tenancy import tenant_session
-from tasks.land import FetchScope, LandedPages, Page, StoredPage, land_or_replay
+from tasks.land import FetchScope, LandedPages, StoredPage, land_or_replay
 from tasks.load import (
     Batch,
     LoadResult,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from connectors.pages import Page
 from connectors.whmcs import (
     WhmcsClient,
     WhmcsDataError,
@@ -18,7 +19,7 @@ from connectors.whmcs import (
 )
 from connectors.whmcs_mysql import WhmcsDatabase
 from recon.canonical import INVOICES, RECORDED
-from tasks.land import Page, StoredPage
+from tasks.land import StoredPage
 from tasks.load import Batch
 
 PROVIDER = "whmcs"

@@ -28,6 +28,7 @@ from connectors.http import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
+from connectors.pages import Page
 from connectors.sandbox.app import RouteGroup, check_disjoint
 from connectors.sandbox.faults import FaultPlan, FaultRule
 from connectors.sandbox.gocardless import (
@@ -48,7 +49,7 @@ from recon.db.models import QuarantinedRow, Transaction
 from recon.db.tenancy import tenant_session
 from recon.quota import QuotaExhaustedError, QuotaGuard
 from recon.redaction import MASK, redact
-from tasks.land import FetchScope, LandedPages, Page, land_or_replay
+from tasks.land import FetchScope, LandedPages, land_or_replay
 from tasks.load import LoadResult, load_batch
 from tasks.normalise_gocardless import bank_batch
 from tests.integration.gocardless_fixtures import (

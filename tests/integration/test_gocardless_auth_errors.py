@@ -8,9 +8,9 @@ import pytest
 
 from connectors.gocardless import ConsentExpiredError, GoCardlessAuthError, GoCardlessClient
 from connectors.http import ProviderRejectedError
+from connectors.pages import Page
 from connectors.sandbox.gocardless import GoCardlessState, SandboxAccount
 from connectors.sandbox.serve import RunningServer
-from tasks.land import Page
 from tests.integration.gocardless_fixtures import (
     SECRET_ID,
     SECRET_KEY,

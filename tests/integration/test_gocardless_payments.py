@@ -16,12 +16,13 @@ from sqlalchemy import Engine, select, text
 
 from connectors.gocardless_payments import GoCardlessPaymentsClient
 from connectors.http import ProviderRejectedError
+from connectors.pages import Page
 from connectors.sandbox.faults import FaultPlan, FaultRule
 from connectors.sandbox.gocardless_payments import PREFIX, GoCardlessPaymentsState
 from connectors.sandbox.serve import RunningServer
 from recon.db.models import Payout, PayoutLine, QuarantinedRow, Transaction
 from recon.db.tenancy import tenant_session
-from tasks.land import FetchScope, LandedPages, Page, StoredPage, land_or_replay
+from tasks.land import FetchScope, LandedPages, StoredPage, land_or_replay
 from tasks.load import Batch, LoadResult, load_batches
 from tasks.normalise_gocardless import payments_batches
 from tests.integration.gocardless_fixtures import (

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, select, text
 
+from connectors.pages import Page
 from recon.canonical import INVOICES, TRANSACTIONS
 from recon.db.models import QuarantinedRow, RawFetch, RawPayload, Transaction, Watermark
 from recon.db.tenancy import admin_session, tenant_session
 from recon.tenants import TenantSettings, add_tenant
 from tasks import load as load_module
-from tasks.land import FetchScope, Page, land_or_replay
+from tasks.land import FetchScope, land_or_replay
 from tasks.load import Batch, ConservationError, Reject, load_batch
 
 TENANT = "acme"

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from connectors.gocardless import ConsentExpiredError, GoCardlessClient, parse_transactions
 from connectors.gocardless_payments import GoCardlessPaymentsClient
 from connectors.http import HttpPolicy
+from connectors.pages import Page
 from connectors.sandbox.gocardless import ReferenceStyle
 from connectors.sandbox.serve import RunningServer, run_in_thread
 from connectors.sandbox.stripe import balance_transaction_id
@@ -46,7 +47,7 @@ from recon.secrets import SecretResolver, required_for_tenant
 from recon.settings import Settings
 from recon.synth import SynthConfig, World, generate
 from recon.tenants import TenantSettings
-from tasks.land import Page, StoredPage
+from tasks.land import StoredPage
 from tasks.normalise_gocardless import bank_batch, payments_batches
 from tasks.normalise_stripe import normalise
 from tests.integration.whmcs_fixtures import fast_policy

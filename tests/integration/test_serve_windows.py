@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, func, select
 
+from connectors.pages import Page
 from recon.db.models import RawFetch, Transaction
 from recon.db.tenancy import admin_session, tenant_session
 from recon.tenants import TenantSettings, add_tenant
-from tasks.land import FetchScope, Page, find_cover, serve
+from tasks.land import FetchScope, find_cover, serve
 from tasks.load import load_batch, restrict
 from tasks.normalise_gocardless import BANK_ENDPOINT, bank_batch
 

@@ -20,6 +20,7 @@ from connectors.http import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
+from connectors.pages import Page
 from connectors.sandbox.app import RouteGroup, check_disjoint, compose
 from connectors.sandbox.faults import FaultPlan
 from connectors.sandbox.serve import RunningServer, run_in_thread
@@ -44,7 +45,7 @@ from connectors.stripe import (
 )
 from recon.db.models import QuarantinedRow, RawPayload
 from recon.db.tenancy import tenant_session
-from tasks.land import Page, StoredPage
+from tasks.land import StoredPage
 from tasks.normalise_stripe import normalise, sync_window, window_scope
 from tests.integration.stripe_fixtures import (
     ACCOUNT,

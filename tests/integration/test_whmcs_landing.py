@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
+from connectors.pages import Page
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.whmcs import WhmcsState
 from connectors.whmcs import WhmcsClient
 from connectors.whmcs_mysql import WhmcsDatabase
 from recon.db.tenancy import admin_session
 from recon.tenants import TenantSettings, add_tenant
-from tasks.land import FetchScope, Page, land_or_replay
+from tasks.land import FetchScope, land_or_replay
 from tasks.load import load_batches
 from tasks.normalise_whmcs import fetch_all, fetch_mysql, page_callback, whmcs_batches
 from tests.integration.whmcs_fixtures import (
