@@ -114,7 +114,7 @@ def _postgresql_writer(engine: Engine) -> Callable[[Path], None]:
             f"because row-level security applies to it on {len(blocked)} tables "
             f"({blocked[0]}, ...), forced even for their owner; run the backup as a superuser "
             "or a role with BYPASSRLS that can read every table "
-            "(RECON_MIGRATION_DATABASE_URL), or pass --no-backup"
+            "(RECON_MIGRATION_DATABASE_URL), or skip it with `recon db upgrade --no-backup`"
         )
     env = dict(os.environ)
     if url.password:

@@ -139,3 +139,18 @@ def test_a_failing_pg_dump_leaves_no_file(pg_owner_engine: Engine, tmp_path: Pat
         finally:
             engine.dispose()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_cli_backup_as_the_owner_is_one_sentence_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    owned_database: OwnedDatabase,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("RECON_DATABASE_URL", owned_database.owner_url)
+    assert main(["db", "backup"]) == BackupError.exit_code
+    err = capsys.readouterr().err
+    assert "BYPASSRLS" in err and owned_database.owner in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "var" / "backups").exists()
