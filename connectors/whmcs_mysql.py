@@ -7,6 +7,10 @@ give frames identical to the API mode's on the same data: the invoice currency i
 it. Both tables are read in one `READ ONLY` transaction with a consistent snapshot, and the session
 itself is set read-only; give the database user SELECT rights only.
 
+TLS: with `ssl_ca` the connection is TLS-only, the server's certificate verified against that CA
+bundle and its name against `host` (never a silent fall-back to clear text). In production
+(`RECON_ENV`) a connection without a CA bundle is refused before anything is sent.
+
 Failures raise `WhmcsDatabaseError` subclasses naming host, port and database, never the password.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
@@ -23,8 +27,11 @@ import pymysql
 import pymysql.cursors
 
 from connectors.whmcs import parse_invoices, parse_recorded
-from recon.errors import ReconError
+from recon.errors import ConfigError, ReconError
 from recon.redaction import redact, register_secret
+
+if TYPE_CHECKING:
+    from recon.tenants import WhmcsSettings
 
 _INVOICES_SQL = """
 SELECT i.id, i.userid, c.firstname, c.lastname, c.companyname, i.invoicenum,
@@ -72,6 +79,16 @@ class WhmcsDatabaseAccessError(WhmcsDatabaseError):
     """The database refused the user (bad password, missing SELECT grant)."""
 
 
+class WhmcsDatabaseTlsRequiredError(WhmcsDatabaseError, ConfigError):
+    """Production reaches the database only over verified TLS, and no CA bundle is configured."""
+
+
+def _production() -> bool:
+    from recon.runtime import load_settings
+
+    return load_settings().is_production
+
+
 @dataclass(frozen=True)
 class WhmcsDatabase:
     """Connection settings of a WHMCS database, and read-only readers of its invoices and payments."""
@@ -84,9 +101,27 @@ class WhmcsDatabase:
     ssl_ca: str | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    require_tls: bool | None = None
+    """Refuse to connect without `ssl_ca`; None: only in production, as RECON_ENV says now."""
 
     def __post_init__(self) -> None:
         register_secret(self.password)
+
+    @classmethod
+    def from_settings(cls, whmcs: WhmcsSettings, *, password: str) -> WhmcsDatabase:
+        """From a tenant's WHMCS settings (`mysql_*`, with `mysql_ssl_ca`) and the password."""
+        if not (whmcs.mysql_host and whmcs.mysql_database and whmcs.mysql_user):
+            raise ConfigError(
+                "WHMCS MySQL mode needs whmcs.mysql_host, whmcs.mysql_database and whmcs.mysql_user"
+            )
+        return cls(
+            host=whmcs.mysql_host,
+            user=whmcs.mysql_user,
+            password=password,
+            database=whmcs.mysql_database,
+            port=whmcs.mysql_port,
+            ssl_ca=whmcs.mysql_ssl_ca,
+        )
 
     @classmethod
     def from_url(cls, url: str) -> WhmcsDatabase:
@@ -158,6 +193,12 @@ class WhmcsDatabase:
     # -- internals -----------------------------------------------------------------------------
 
     def _connect(self) -> pymysql.connections.Connection[pymysql.cursors.DictCursor]:
+        required = self.require_tls if self.require_tls is not None else _production()
+        if required and not self.ssl_ca:
+            raise WhmcsDatabaseTlsRequiredError(
+                f"the WHMCS database at {self.where} must be reached over TLS in production; "
+                "set whmcs.mysql_ssl_ca to the CA bundle that signs the server's certificate."
+            )
         try:
             return pymysql.connect(
                 host=self.host,
@@ -169,8 +210,10 @@ class WhmcsDatabase:
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout,
                 write_timeout=self.read_timeout,
+                # with a CA: TLS required (no clear-text fall-back), certificate and name checked
                 ssl_ca=self.ssl_ca,
                 ssl_verify_cert=True if self.ssl_ca else None,
+                ssl_verify_identity=True if self.ssl_ca else None,
                 autocommit=False,
                 cursorclass=pymysql.cursors.DictCursor,
             )
