@@ -191,18 +191,9 @@ def _fetcher(
 
 
 def _whmcs_database(ctx: SourceContext) -> WhmcsDatabase:
-    whmcs = ctx.settings.whmcs
-    if not (whmcs.mysql_host and whmcs.mysql_database and whmcs.mysql_user):
-        raise ConfigError(
-            "WHMCS MySQL mode needs whmcs.mysql_host, whmcs.mysql_database and whmcs.mysql_user"
-        )
-    return WhmcsDatabase(
-        host=whmcs.mysql_host,
-        user=whmcs.mysql_user,
-        password=ctx.secrets.get(WHMCS_DB_PASSWORD, ctx.tenant_id),
-        database=whmcs.mysql_database,
-        port=whmcs.mysql_port,
-    )
+    # from_settings passes whmcs.mysql_ssl_ca: TLS is verified, and required in production
+    password = ctx.secrets.get(WHMCS_DB_PASSWORD, ctx.tenant_id)
+    return WhmcsDatabase.from_settings(ctx.settings.whmcs, password=password)
 
 
 def normalise(ctx: SourceContext, source: Source, pages: list[StoredPage]) -> list[Batch]:
