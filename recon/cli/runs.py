@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Run history: status, window, sources, duration, counts, error.")
 
+_SHORT = {"gocardless": "gc", "stripe": "str", "whmcs": "whmcs", "bank": "bank"}
 _STYLE = {"completed": "green", "failed": "red", "crashed": "red", "stuck": "yellow"}
 
 
@@ -38,7 +39,19 @@ def _status(record: RunRecord) -> str:
 
 def _headline_counts(counts: dict[str, Any]) -> str:
     keys = (("transactions", "tx"), ("allocations_auto", "auto"), ("exceptions", "exc"))
-    return " ".join(f"{label} {counts[key]}" for key, label in keys if key in counts) or "-"
+    return ", ".join(f"{counts[key]} {label}" for key, label in keys if key in counts) or "-"
+
+
+def _nested(value: Any) -> str:
+    """A count as text: a group of counts one `name: figures` line each."""
+    if not isinstance(value, dict):
+        return str(value)
+    lines = []
+    for name, inner in sorted(value.items()):
+        if isinstance(inner, dict):
+            inner = ", ".join(f"{k} {v}" for k, v in sorted(inner.items()))
+        lines.append(f"{name}: {inner}")
+    return "\n".join(lines)
 
 
 def _emit_json(document: object) -> None:
@@ -68,28 +81,32 @@ def list_command(
         _emit_json([record.as_json() for record in records])
         return
     if not records:
-        console.print(f"no runs for tenant {tenant} yet; start one with `recon run`")
+        if status:
+            console.print(f"no {status} runs for tenant {tenant}")
+        else:
+            console.print(f"no runs for tenant {tenant} yet; start one with `recon run`")
         return
     table = Table(
         Column("run", no_wrap=True),
         Column("status", no_wrap=True),
         Column("window", no_wrap=True),
         "sources",
-        "started",
-        "duration",
+        Column("started (UTC)", no_wrap=True),
+        Column("took", no_wrap=True),
         "counts",
-        "kind",
     )
     for record in records:
+        shown = _status(record)
+        if record.kind != "reconcile":
+            shown += f" ({record.kind})"
         table.add_row(
             record.id[:8],
-            _status(record),
+            shown,
             f"{record.window_from}..{record.window_to}",
-            ", ".join(record.sources),
-            record.started_at.strftime("%Y-%m-%d %H:%M"),
+            ",".join(_SHORT.get(s, s) for s in record.sources),
+            record.started_at.strftime("%m-%d %H:%M"),
             _duration(record),
             _headline_counts(record.counts),
-            record.kind,
         )
     console.print(table)
 
@@ -131,8 +148,7 @@ def show_command(
     if record.flow_run_id:
         table.add_row("prefect flow run", record.flow_run_id)
     for key, value in sorted(record.counts.items()):
-        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-        table.add_row(f"count: {key}", Text(str(shown)))
+        table.add_row(f"count: {key}", Text(_nested(value)))
     for key, value in sorted(record.sums.items()):
         table.add_row(f"sum: {key}", Text(json.dumps(value, sort_keys=True)))
     if record.error:
