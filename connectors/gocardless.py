@@ -9,7 +9,7 @@ body says the bank consent ended (expired EUA, revoked access, inactive account)
 from `token/new/`, is an authentication failure: `GoCardlessAuthError`.
 
 The account reads (`details`, `balances`, `transactions`) draw on the bank's daily per-account
-quota; pass a `recon.quota.QuotaGuard` and the client wires it as `PolicyClient`'s hooks and feeds
+quota; pass a `connectors.quota.QuotaGuard` and the client wires it as `PolicyClient`'s hooks and feeds
 it the rate-limit headers of every successful answer (hooks do not see headers).
 `fetch_transactions` hands the raw response to `on_page` as a `connectors.pages.Page` before anything
 parses it; the endpoint is not paginated, so a window is one page.
@@ -45,9 +45,9 @@ from connectors.http import (
     ProviderResponseError,
 )
 from connectors.pages import Page
+from connectors.quota import QuotaGuard
 from recon.errors import ReconError
 from recon.money import MoneyError, normalise_currency, to_minor
-from recon.quota import QuotaGuard
 from recon.redaction import register_secret
 
 PROVIDER = "GoCardless"

@@ -20,12 +20,12 @@ from connectors.gocardless import GoCardlessClient, IdPolicy
 from connectors.gocardless_payments import GoCardlessPaymentsClient
 from connectors.http import HttpPolicy
 from connectors.pages import Page
+from connectors.quota import QuotaGuard
 from connectors.stripe import StripeClient
 from connectors.whmcs import WhmcsClient
 from connectors.whmcs_mysql import WhmcsDatabase
 from recon.db.tenancy import tenant_session
 from recon.errors import ConfigError
-from recon.quota import QuotaGuard
 from recon.secrets import (
     GOCARDLESS_PAYMENTS_TOKEN,
     GOCARDLESS_SECRET_ID,

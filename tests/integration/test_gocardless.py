@@ -29,6 +29,7 @@ from connectors.http import (
     ProviderUnavailableError,
 )
 from connectors.pages import Page
+from connectors.quota import QuotaExhaustedError, QuotaGuard
 from connectors.sandbox.app import RouteGroup, check_disjoint
 from connectors.sandbox.faults import FaultPlan, FaultRule
 from connectors.sandbox.gocardless import (
@@ -47,7 +48,6 @@ from connectors.sandbox.whmcs import WhmcsState
 from connectors.sandbox.whmcs import routes as whmcs_routes
 from recon.db.models import QuarantinedRow, Transaction
 from recon.db.tenancy import tenant_session
-from recon.quota import QuotaExhaustedError, QuotaGuard
 from recon.redaction import MASK, redact
 from tasks.land import FetchScope, LandedPages, land_or_replay
 from tasks.load import LoadResult, load_batch

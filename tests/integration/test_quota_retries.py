@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from connectors.gocardless import GoCardlessClient
 from connectors.pages import Page
+from connectors.quota import QuotaGuard, QuotaRetryRefusedError
 from connectors.sandbox.gocardless import GoCardlessState, SandboxAccount
 from connectors.sandbox.serve import RunningServer
-from recon.quota import QuotaGuard, QuotaRetryRefusedError
 from tests.integration.gocardless_fixtures import (
     SECRET_ID,
     SECRET_KEY,
