@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recon.cli.context import console
 from recon.db import migrate
+from recon.db.backup import backup_role_problem
 from recon.db.engine import describe_url
 from recon.db.roles import application_role_problem
 from recon.db.tenancy import admin_session
@@ -75,6 +76,19 @@ def _database_role(rt: Runtime) -> Check:
     return Check("database role", Level.WARN, f"{problem.sentence()} (development only)")
 
 
+def _backup_role(rt: Runtime) -> Check:
+    """`db upgrade` backs up first: warn when the owner's role could not (never a failure, as
+    `--no-backup` or another role can take the backup)."""
+    try:
+        problem = backup_role_problem(rt.admin_engine)
+    except SQLAlchemyError as exc:
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["unknown error"])[0]
+        return Check("database backups", Level.WARN, f"the role could not be checked: {reason}")
+    if problem is None:
+        return Check("database backups", Level.OK, "the migration role can copy every row")
+    return Check("database backups", Level.WARN, problem)
+
+
 def _vault(rt: Runtime) -> Check:
     settings = rt.settings
     if not settings.vault_addr:
@@ -101,6 +115,7 @@ def run_checks(rt: Runtime) -> list[Check]:
     checks.append(db_check)
     if db_ok:
         checks.append(_database_role(rt))
+        checks.append(_backup_role(rt))
     checks.append(_vault(rt))
     production = rt.settings.is_production
     for spec in GLOBAL_SECRETS:

@@ -98,6 +98,22 @@ _RLS_BLOCKED_TABLES = text(
 )
 
 
+def backup_role_problem(engine: Engine) -> str | None:
+    """Why pg_dump as `engine`'s role cannot copy every row (None when it can, or off PostgreSQL)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        blocked = connection.execute(_RLS_BLOCKED_TABLES).scalars().all()
+    if not blocked:
+        return None
+    return (
+        f"role {engine.url.username or '(default)'!r} cannot back up the database: row-level "
+        f"security binds it on {len(blocked)} tables ({blocked[0]}, ...), and is forced on their "
+        "owner too; run backups as a superuser or a role with BYPASSRLS that can read every "
+        "table (RECON_MIGRATION_DATABASE_URL)"
+    )
+
+
 def _postgresql_writer(engine: Engine) -> Callable[[Path], None]:
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
@@ -106,16 +122,9 @@ def _postgresql_writer(engine: Engine) -> Callable[[Path], None]:
             "client tools or pass --no-backup"
         )
     url = engine.url
-    with engine.connect() as connection:
-        blocked = connection.execute(_RLS_BLOCKED_TABLES).scalars().all()
-    if blocked:
-        raise BackupError(
-            f"role {url.username or 'of the database URL'!r} cannot back up the database "
-            f"because row-level security applies to it on {len(blocked)} tables "
-            f"({blocked[0]}, ...), forced even for their owner; run the backup as a superuser "
-            "or a role with BYPASSRLS that can read every table "
-            "(RECON_MIGRATION_DATABASE_URL), or skip it with `recon db upgrade --no-backup`"
-        )
+    problem = backup_role_problem(engine)
+    if problem is not None:
+        raise BackupError(f"{problem}, or skip it with `recon db upgrade --no-backup`")
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)  # never on the command line

@@ -154,3 +154,21 @@ def test_cli_backup_as_the_owner_is_one_sentence_and_writes_nothing(
     assert "BYPASSRLS" in err and owned_database.owner in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "var" / "backups").exists()
+
+
+@pytest.mark.postgres
+def test_doctor_warns_when_the_migration_role_cannot_back_up(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    owned_database: OwnedDatabase,
+) -> None:
+    db = owned_database
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    monkeypatch.setenv("RECON_MIGRATION_DATABASE_URL", db.owner_url)
+    with _login_role(db.name, "NOSUPERUSER NOBYPASSRLS", "recon_app") as app_role:
+        monkeypatch.setenv("RECON_DATABASE_URL", _url(app_role, db.name))
+        assert main(["doctor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    backups = next(line for line in lines if "database backups" in line)
+    assert "warn" in backups and "BYPASSRLS" in backups and db.owner in backups
+    assert " ok " in next(line for line in lines if "database role" in line)
