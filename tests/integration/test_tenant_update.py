@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
+from connectors.sandbox.serve import run_in_thread
 from flows.reconcile import reconcile
 from recon.cli.main import main
-from recon.db.models import AuditEntry, Tenant
+from recon.db.models import AuditEntry, Tenant, WebhookEvent
 from recon.db.tenancy import admin_session, tenant_session
+from recon.secrets import STRIPE_WEBHOOK_SECRET, SecretResolver, env_var_name
+from recon.settings import Settings
 from recon.tenant_admin import TenantDisabledError
 from recon.tenants import GoCardlessSettings, TenantSettings, add_tenant
+from recon.webhooks.app import ReceiverConfig, build_receiver
+from recon.webhooks.signatures import stripe_signature_header
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,9 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         )
     monkeypatch.setenv("RECON_DATABASE_URL", url)
     monkeypatch.setenv("RECON_MIGRATION_DATABASE_URL", owner_url)
-    settings = TenantSettings(gocardless=GoCardlessSettings(account_ids=["acc-1"]))
+    settings = TenantSettings(
+        gocardless=GoCardlessSettings(account_ids=["acc-1"]), webhooks_enabled=True
+    )
     with admin_session(found.owner) as session:
         add_tenant(session, "acme", "Acme", settings, actor="test")
     return found
@@ -181,3 +190,41 @@ def test_a_disabled_tenant_refuses_runs_and_applies_until_enabled(
     assert code == 0 and "enabled" in out and stored(backend.owner).active is True
     assert len(entries(backend.owner, "tenant.enabled")) == 1
     assert cli(capsys, "audit", "verify", "--tenant", "acme")[0] == 0
+
+
+def test_a_disabled_tenants_webhooks_are_refused(
+    backend: Backend, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "whsec_tenant_update_test_1"
+    monkeypatch.setenv(env_var_name(STRIPE_WEBHOOK_SECRET, "acme"), secret)
+    requests: list[object] = []
+    config = ReceiverConfig(
+        backend.app, SecretResolver(Settings()), requests.append, run_emitter=False
+    )
+
+    def post(server_url: str, event_id: str) -> int:
+        body = json.dumps(
+            {
+                "id": event_id,
+                "type": "payout.paid",
+                "created": 1_798_761_600,
+                "data": {
+                    "object": {"id": "po_1", "object": "payout", "arrival_date": 1_798_761_600}
+                },
+            }
+        ).encode()
+        header = stripe_signature_header(body, secret, int(time.time()))
+        response = httpx.post(
+            f"{server_url}/webhooks/stripe/acme", content=body, headers={"Stripe-Signature": header}
+        )
+        return response.status_code
+
+    def stored() -> int:
+        with tenant_session(backend.app, "acme") as session:
+            return int(session.scalar(select(func.count()).select_from(WebhookEvent)) or 0)
+
+    with run_in_thread(build_receiver(config)) as server:
+        assert post(server.url, "evt_before") == 200 and stored() == 1
+        assert cli(capsys, "tenant", "disable", "acme")[0] == 0
+        assert post(server.url, "evt_after") == 400
+        assert stored() == 1
