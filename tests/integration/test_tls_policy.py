@@ -284,3 +284,37 @@ def test_a_run_started_in_production_refuses_the_http_urls_added_in_development(
             assert connection.scalar(select(func.count()).select_from(Run)) == 0
     finally:
         engine.dispose()
+
+
+def test_tenant_update_in_production_requires_https_and_can_fix_an_http_url(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    tls_vault: str,
+) -> None:
+    code, _, err = run(
+        capsys, "tenant", "add", "acme", "--name", "A",
+        "--set", "stripe.enabled=true", "--set", "stripe.api_base=http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    assert code == 0, err
+    production(monkeypatch)
+
+    code, _, err = run(
+        capsys, "tenant", "update", "acme", "--set", "stripe.api_base=http://127.0.0.1:9/v2"
+    )
+    assert code == 2 and "stripe.api_base" in one_sentence(err) and "https" in err
+    code, _, err = run(
+        capsys, "tenant", "update", "acme", "--set", f"stripe.api_base=https://x:{PASSWORD}@a.b/"
+    )
+    assert code == 2 and "stripe.api_base" in one_sentence(err) and PASSWORD not in err
+    code, _, err = run(
+        capsys, "tenant", "update", "acme", "--set", "stripe.api_base=https://api.stripe.example/"
+    )
+    assert code == 0, err  # the stored http URL does not stand in the way of fixing it
+    code, out, err = run(capsys, "tenant", "show", "acme")
+    assert code == 0, err
+    assert "https://api.stripe.example/" in out
+    code, _, err = run(
+        capsys, "tenant", "update", "acme", "--set", "gocardless.base_url=http://127.0.0.1:9/"
+    )
+    assert code == 2 and "gocardless.base_url" in one_sentence(err) and "https" in err
