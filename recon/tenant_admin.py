@@ -118,7 +118,9 @@ def update_tenant(
     tenant = get_tenant(session, tenant_id)
     changes = changes or {}
     refuse_secrets(changes)
-    before = parse_settings(tenant.settings).model_dump(mode="json")
+    # the stored settings may predate RECON_ENV=production (an http URL to fix); the result is
+    # checked as this process's environment requires
+    before = parse_settings(tenant.settings, production=False).model_dump(mode="json")
     after = parse_settings(_merged(before, changes)).model_dump(mode="json")
     old, new = _flat(before), _flat(after)
     diff = {
