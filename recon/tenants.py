@@ -22,7 +22,7 @@ from recon import audit
 from recon.db.models import Tenant
 from recon.db.tenancy import bind_tenant
 from recon.errors import ConfigError, NotFoundError
-from recon.settings import url_transport_problem
+from recon.settings import get_settings, url_transport_problem
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$")
 
@@ -151,21 +151,29 @@ def parse_settings(raw: dict[str, Any], *, production: bool | None = None) -> Te
     """Validate stored or user-given settings into a `TenantSettings`.
 
     Provider URLs with a user name or password are refused always. `production` (default: this
-    process's RECON_ENV, read now, since it may have changed since the tenant was added) also
-    requires https for every provider URL and TLS for WHMCS MySQL mode; without it plain http is
-    allowed only to a loopback sandbox. Runs and `tenant add` use the default; displaying a
-    tenant passes False.
+    process's RECON_ENV, which may differ from when the tenant was added) also requires https for
+    every provider URL and TLS for WHMCS MySQL mode; without it plain http is allowed only to a
+    loopback sandbox. Runs, `tenant add` and `tenant update` use the default; reading stored
+    settings to display or merge them passes False.
     """
     if production is None:
-        from recon.runtime import load_settings
-
-        production = load_settings().is_production
+        production = _process_is_production()
     try:
         return TenantSettings.model_validate(raw, context={"production": production})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
         raise ConfigError(f"tenant setting {where} is invalid: {first['msg']}") from None
+
+
+def _process_is_production() -> bool:
+    """This process's RECON_ENV (its settings are read once; cheap on every webhook request)."""
+    try:
+        return get_settings().is_production
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"setting RECON_{field.upper()} is invalid: {first['msg']}") from None
 
 
 def get_tenant(session: Session, tenant_id: str) -> Tenant:
