@@ -26,6 +26,8 @@ import requests
 from connectors.closing import Closing
 from recon.errors import ConfigError, SecretUnavailableError
 from recon.redaction import register_secret
+from recon.secrets import SecretNotFoundError, SecretResolver
+from recon.settings import Settings
 
 logger = logging.getLogger("recon.vault")
 
@@ -57,7 +59,7 @@ class VaultTokenExpiredError(VaultAccessDeniedError):
     """The configured Vault token has expired and token auth cannot log in again."""
 
 
-class VaultSecretNotFoundError(VaultError):
+class VaultSecretNotFoundError(VaultError, SecretNotFoundError):
     """The KV v2 secret does not exist (or its latest version is deleted)."""
 
 
@@ -404,3 +406,31 @@ def _display_addr(addr: str) -> str:
         port = None
     netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def vault_client_from_settings(settings: Settings) -> VaultClient | None:
+    """A Vault client when RECON_VAULT_ADDR is set, authenticated by token or AppRole."""
+    if not settings.vault_addr:
+        return None
+    ca_cert = str(settings.vault_ca_cert) if settings.vault_ca_cert else None
+    if settings.vault_role_id and settings.vault_secret_id:
+        role_id = settings.vault_role_id.get_secret_value()
+        secret_id = settings.vault_secret_id.get_secret_value()
+        register_secret(role_id)
+        register_secret(secret_id)
+        auth: TokenAuth | AppRoleAuth = AppRoleAuth(role_id=role_id, secret_id=secret_id)
+    elif settings.vault_token:
+        token = settings.vault_token.get_secret_value()
+        register_secret(token)
+        auth = TokenAuth(token=token)
+    else:
+        raise SecretUnavailableError(
+            "RECON_VAULT_ADDR is set but no Vault credentials are: set RECON_VAULT_TOKEN, or "
+            "RECON_VAULT_ROLE_ID and RECON_VAULT_SECRET_ID"
+        )
+    return VaultClient(settings.vault_addr, auth, mount=settings.vault_mount, ca_cert=ca_cert)
+
+
+def secret_resolver(settings: Settings) -> SecretResolver:
+    """A resolver that reads Vault when the settings configure it (the client opened on first use)."""
+    return SecretResolver(settings, open_store=vault_client_from_settings)

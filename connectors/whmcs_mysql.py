@@ -84,7 +84,7 @@ class WhmcsDatabaseTlsRequiredError(WhmcsDatabaseError, ConfigError):
 
 
 def _production() -> bool:
-    from recon.runtime import load_settings
+    from recon.settings import load_settings
 
     return load_settings().is_production
 

@@ -16,12 +16,12 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import select
 
+from connectors.runtime import Runtime
 from flows.reconcile import reconcile
 from recon.db.models import Run
 from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
-from recon.runtime import Runtime
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
 from tasks.extract import SourceContext, land_source, plan_sources

@@ -16,8 +16,8 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import Engine
 
+from connectors.runtime import Runtime
 from recon.locks import TenantBusyError, tenant_lock
-from recon.runtime import Runtime
 from tasks.runs import mark_crashed_runs
 
 log = logging.getLogger("recon.flow")

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import flow
 
+from connectors.runtime import Runtime
 from flows.reconcile import reconcile
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
-from recon.runtime import Runtime
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
 

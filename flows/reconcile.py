@@ -11,12 +11,12 @@ from prefect import flow
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
+from connectors.runtime import Runtime
 from connectors.whmcs import WhmcsClient
 from recon.audit import anchor_for, resolve_chain_key
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
-from recon.runtime import Runtime
 from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings

@@ -117,8 +117,8 @@ def resolve_chain_key(resolver: SecretResolver | None = None) -> ChainKey:
     SecretUnavailableError naming `audit_chain_key`; no key is ever generated.
     """
     from recon.redaction import register_secret
-    from recon.runtime import load_settings
     from recon.secrets import AUDIT_CHAIN_KEY, SecretResolver, env_var_name
+    from recon.settings import load_settings
 
     if resolver is not None:
         return ChainKey.from_secret(resolver.get(AUDIT_CHAIN_KEY))

@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from connectors.runtime import Runtime
 from connectors.sandbox.serve import RunningServer, run_in_thread
 from connectors.sandbox.world import SandboxCredentials, SandboxWorld, world_ending
 from recon import audit
@@ -27,7 +28,6 @@ from recon.db.backup import backup_database, default_backup_path
 from recon.db.engine import create_private_sqlite_file
 from recon.db.models import Tenant
 from recon.db.tenancy import admin_session, bind_tenant
-from recon.runtime import Runtime
 from recon.settings import Settings, get_settings
 from recon.tenants import TenantSettings, add_tenant
 

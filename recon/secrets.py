@@ -1,7 +1,8 @@
 """The secrets the system needs, and the one place they are resolved.
 
 Secrets come from Vault KV v2 (`<mount>/data/<prefix>/global` and `<prefix>/tenants/<tenant>`,
-one key per secret). In development only, an environment variable may stand in:
+one key per secret), read through a `SecretStore` the layer above injects (`connectors.vault` provides
+the Vault one; `connectors.runtime` installs it as the process default). In development only, an environment variable may stand in:
 `RECON_SECRET_<NAME>` for global secrets, `RECON_SECRET_<TENANT>__<NAME>` for a tenant's (tenant
 id upper-cased, hyphens as underscores). In production a secret that cannot be resolved is an
 error that names it; there is no default for any secret, anywhere.
@@ -10,17 +11,11 @@ error that names it; there is no default for any secret, anywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
-from connectors.vault import (
-    AppRoleAuth,
-    TokenAuth,
-    VaultClient,
-    VaultError,
-    VaultSecretNotFoundError,
-)
 from recon.errors import SecretUnavailableError
 from recon.redaction import register_secret
 from recon.settings import Settings
@@ -120,45 +115,84 @@ def _describe(spec: SecretSpec, tenant_id: str | None) -> str:
     return spec.name if spec.scope is Scope.GLOBAL else f"{spec.name} of tenant {tenant_id!r}"
 
 
-def vault_client_from_settings(settings: Settings) -> VaultClient | None:
-    """A Vault client when RECON_VAULT_ADDR is set, authenticated by token or AppRole."""
+class SecretNotFoundError(SecretUnavailableError):
+    """The store holds no document at the path (its secrets are then simply missing)."""
+
+
+class SecretStore(Protocol):
+    """Where secrets live: KV documents by path (Vault KV v2 in production).
+
+    `read` raises SecretNotFoundError when there is no document at the path and
+    SecretUnavailableError when the store cannot answer.
+    """
+
+    def read(self, path: str) -> dict[str, str]:
+        """The document at `path`: secret name -> value."""
+        ...
+
+    def ensure_token_fresh(self) -> None:
+        """Renew or re-acquire the store's credentials when they are close to expiry."""
+        ...
+
+    def is_reachable(self) -> bool:
+        """Whether the store answers at all."""
+        ...
+
+
+StoreFactory = Callable[[Settings], SecretStore | None]
+"""Opens the store the settings configure (None when they configure none)."""
+
+_default_store_factory: StoreFactory | None = None
+
+
+def use_store_factory(factory: StoreFactory) -> None:
+    """Install how a resolver built without a store opens one (`connectors.runtime` installs
+    Vault), so core code that resolves a secret itself (the audit chain key) reads the same store."""
+    global _default_store_factory
+    _default_store_factory = factory
+
+
+def _open_default_store(settings: Settings) -> SecretStore | None:
     if not settings.vault_addr:
         return None
-    ca_cert = str(settings.vault_ca_cert) if settings.vault_ca_cert else None
-    if settings.vault_role_id and settings.vault_secret_id:
-        role_id = settings.vault_role_id.get_secret_value()
-        secret_id = settings.vault_secret_id.get_secret_value()
-        register_secret(role_id)
-        register_secret(secret_id)
-        auth: TokenAuth | AppRoleAuth = AppRoleAuth(role_id=role_id, secret_id=secret_id)
-    elif settings.vault_token:
-        token = settings.vault_token.get_secret_value()
-        register_secret(token)
-        auth = TokenAuth(token=token)
-    else:
+    if _default_store_factory is None:
         raise SecretUnavailableError(
-            "RECON_VAULT_ADDR is set but no Vault credentials are: set RECON_VAULT_TOKEN, or "
-            "RECON_VAULT_ROLE_ID and RECON_VAULT_SECRET_ID"
+            "RECON_VAULT_ADDR is set but this process has no secret store installed: build the "
+            "resolver with connectors.vault.secret_resolver"
         )
-    return VaultClient(settings.vault_addr, auth, mount=settings.vault_mount, ca_cert=ca_cert)
+    return _default_store_factory(settings)
 
 
 class SecretResolver:
-    """Resolves secrets from Vault (or, in development, the environment), caching per path."""
+    """Resolves secrets from the store (or, in development, the environment), caching per path.
 
-    def __init__(self, settings: Settings, vault: VaultClient | None = None) -> None:
+    Without `store` (and `open_store`), the store is opened on first use by the factory installed
+    with `use_store_factory`; none is opened when RECON_VAULT_ADDR is not set.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SecretStore | None = None,
+        *,
+        open_store: StoreFactory | None = None,
+    ) -> None:
         self._settings = settings
-        self._vault = vault
-        self._vault_built = vault is not None
+        self._store = store
+        self._store_opened = store is not None
+        self._open_store = open_store
         self._documents: dict[str, dict[str, str]] = {}
 
     @property
-    def vault(self) -> VaultClient | None:
-        """The Vault client, built on first use; None when Vault is not configured."""
-        if not self._vault_built:
-            self._vault = vault_client_from_settings(self._settings)
-            self._vault_built = True
-        return self._vault
+    def store(self) -> SecretStore | None:
+        """The secret store, opened on first use; None when none is configured."""
+        if not self._store_opened:
+            if self._open_store is not None:
+                self._store = self._open_store(self._settings) if self._settings.vault_addr else None
+            else:
+                self._store = _open_default_store(self._settings)
+            self._store_opened = True
+        return self._store
 
     def _vault_path(self, spec: SecretSpec, tenant_id: str | None) -> str:
         prefix = self._settings.vault_path_prefix.strip("/")
@@ -167,17 +201,17 @@ class SecretResolver:
         return f"{prefix}/tenants/{tenant_id}"
 
     def _from_vault(self, spec: SecretSpec, tenant_id: str | None) -> str | None:
-        vault = self.vault
-        if vault is None:
+        store = self.store
+        if store is None:
             return None
         path = self._vault_path(spec, tenant_id)
         if path not in self._documents:
             try:
-                vault.ensure_token_fresh()
-                document = vault.read(path)
-            except VaultSecretNotFoundError:
+                store.ensure_token_fresh()
+                document = store.read(path)
+            except SecretNotFoundError:
                 document = {}
-            except VaultError as exc:
+            except SecretUnavailableError as exc:
                 raise SecretUnavailableError(
                     f"secret {_describe(spec, tenant_id)} could not be read from Vault: {exc}"
                 ) from None

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recon.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path("var")
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -141,3 +143,13 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings of this process, read once."""
     return Settings()
+
+
+def load_settings() -> Settings:
+    """Read the `RECON_*` settings, turning a validation error into one clear sentence."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"setting RECON_{field.upper()} is invalid: {first['msg']}") from None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from recon.runtime import Runtime
+    from connectors.runtime import Runtime
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -21,7 +21,7 @@ def runtime() -> Runtime:
     """The runtime of this invocation, built on first use."""
     global _runtime
     if _runtime is None:
-        from recon.runtime import (
+        from connectors.runtime import (
             Runtime,
         )  # heavy (SQLAlchemy, Alembic): only when a command needs it
 

@@ -16,6 +16,7 @@ def demo_command(
     ] = False,
 ) -> None:
     """Sandbox providers, a migrated SQLite database, the demo tenant and a 90-day run."""
+    from connectors.runtime import Runtime
     from flows.reconcile import reconcile
     from recon.cli import doctor
     from recon.cli.run import print_summary
@@ -27,7 +28,6 @@ def demo_command(
         sandbox_environment,
     )
     from recon.prefect_server import local_prefect_api
-    from recon.runtime import Runtime
     from recon.tenants import TenantSettings
 
     base = runtime().settings

@@ -8,6 +8,7 @@ from enum import StrEnum
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.runtime import Runtime
 from recon.cli.context import console
 from recon.db import migrate
 from recon.db.backup import backup_role_problem
@@ -15,7 +16,6 @@ from recon.db.engine import describe_url
 from recon.db.roles import application_role_problem
 from recon.db.tenancy import admin_session
 from recon.errors import ReconError
-from recon.runtime import Runtime
 from recon.secrets import GLOBAL_SECRETS, required_for_tenant
 from recon.tenants import list_tenants, parse_settings
 
@@ -100,7 +100,7 @@ def _vault(rt: Runtime) -> Check:
             "vault", Level.WARN, "not configured; development reads RECON_SECRET_* variables"
         )
     try:
-        client = rt.secrets.vault
+        client = rt.secrets.store
     except ReconError as exc:
         return Check("vault", Level.FAIL, str(exc))
     if client is None or not client.is_reachable():

@@ -19,6 +19,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine, select
 
+from connectors.runtime import Runtime
 from connectors.sandbox.serve import RunningServer, run_in_thread
 from connectors.sandbox.whmcs import WhmcsState
 from connectors.sandbox.world import SandboxWorld, world_ending
@@ -29,7 +30,6 @@ from recon.db.engine import make_engine
 from recon.db.models import AppliedPayment, AuditEntry
 from recon.db.tenancy import admin_session, tenant_session
 from recon.money import format_amount, to_minor
-from recon.runtime import Runtime
 from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
 from recon.settings import get_settings
 from recon.tenants import TenantSettings, add_tenant, get_tenant, parse_settings

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from connectors.runtime import Runtime
 from recon.db import migrate
 from recon.db.engine import make_engine
 from recon.db.models import Base
 from recon.demo import prepare_database
 from recon.errors import UnversionedSchemaError
-from recon.runtime import Runtime
 from recon.settings import Settings
 
 # `recon demo --no-ui` in a process that sends itself `signal` just before the `at`-th

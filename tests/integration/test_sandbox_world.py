@@ -38,12 +38,13 @@ from connectors.sandbox.world import (
     world_as_of,
 )
 from connectors.stripe import StripeClient
+from connectors.vault import secret_resolver
 from connectors.whmcs import WhmcsClient
 from recon.cli.main import main
 from recon.cli.sandbox import apply_fault, parse_fault
 from recon.errors import ConfigError
 from recon.money import to_minor
-from recon.secrets import SecretResolver, required_for_tenant
+from recon.secrets import required_for_tenant
 from recon.settings import Settings
 from recon.synth import SynthConfig, World, generate
 from recon.tenants import TenantSettings
@@ -414,7 +415,7 @@ def test_the_vault_holds_the_tenants_secrets_under_the_names_the_app_resolves(
         vault_role_id=SecretStr(sandbox.credentials.vault_role_id),
         vault_secret_id=SecretStr(sandbox.credentials.vault_secret_id),
     )
-    resolver = SecretResolver(settings)
+    resolver = secret_resolver(settings)
     needed = required_for_tenant(tenant)
     document = sandbox.vault_document()
     assert {spec.name for spec in needed} == set(document)
@@ -604,7 +605,7 @@ def _check_credentials_file(path: Path, port: int) -> None:
         vault_secret_id=SecretStr(vault["secret_id"]),
     )
     resolved = {
-        spec.name: SecretResolver(settings).get(spec, "demo")
+        spec.name: secret_resolver(settings).get(spec, "demo")
         for spec in required_for_tenant(tenant)
     }
     assert resolved == document["secrets"]

@@ -12,6 +12,7 @@ import pytest
 
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.vault import VaultState
+from connectors.vault import secret_resolver
 from recon.errors import SecretUnavailableError
 from recon.logs import configure_logging
 from recon.redaction import redact
@@ -23,7 +24,6 @@ from recon.secrets import (
     WHMCS_API_IDENTIFIER,
     WHMCS_API_SECRET,
     Scope,
-    SecretResolver,
     env_var_name,
     required_for_tenant,
 )
@@ -61,7 +61,7 @@ def test_development_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPat
     assert env_var_name(STRIPE_SECRET_KEY, "acme-hosting") == (
         "RECON_SECRET_ACME_HOSTING__STRIPE_SECRET_KEY"
     )
-    resolver = SecretResolver(_settings())
+    resolver = secret_resolver(_settings())
     assert resolver.get(STRIPE_SECRET_KEY, "acme-hosting") == value
     assert value not in redact(f"key={value}")  # resolved values are masked from then on
 
@@ -71,7 +71,7 @@ def test_production_ignores_the_environment_and_names_the_secret(
 ) -> None:
     value = _canary()
     monkeypatch.setenv(env_var_name(AUDIT_EXPORT_SIGNING_KEY), value)
-    resolver = SecretResolver(_settings(env=Environment.PRODUCTION))
+    resolver = secret_resolver(_settings(env=Environment.PRODUCTION))
     with pytest.raises(SecretUnavailableError) as caught:
         resolver.get(AUDIT_EXPORT_SIGNING_KEY)
     message = str(caught.value)
@@ -96,7 +96,7 @@ def test_vault_resolves_global_and_tenant_secrets(
     signing, stripe_key = _canary(), _canary()
     sandbox_vault.put_secret("recon/global", {"audit_export_signing_key": signing})
     sandbox_vault.put_secret("recon/tenants/acme", {"stripe_secret_key": stripe_key})
-    resolver = SecretResolver(
+    resolver = secret_resolver(
         _vault_settings(production_vault, sandbox_vault, env=Environment.PRODUCTION)
     )
     assert resolver.get(AUDIT_EXPORT_SIGNING_KEY) == signing
@@ -113,7 +113,7 @@ def test_production_secret_missing_from_vault_is_named_without_values(
     sandbox_vault.put_secret("recon/tenants/acme", {"whmcs_api_identifier": present})
     monkeypatch.setenv(env_var_name(WHMCS_API_SECRET, "acme"), _canary())  # must be ignored
     settings = _vault_settings(production_vault, sandbox_vault, env=Environment.PRODUCTION)
-    problems = SecretResolver(settings).check(required_for_tenant(TenantSettings()), "acme")
+    problems = secret_resolver(settings).check(required_for_tenant(TenantSettings()), "acme")
     assert len(problems) == 1
     assert "whmcs_api_secret" in problems[0] and "acme" in problems[0]
     assert present not in problems[0]
@@ -130,7 +130,7 @@ def test_vault_failures_fail_closed_and_leak_nothing(
         secret_id = settings.vault_secret_id.get_secret_value()
         sandbox_vault.inject_fault(503, count=10)
         with pytest.raises(SecretUnavailableError) as caught:
-            SecretResolver(settings).get(AUDIT_EXPORT_SIGNING_KEY)
+            secret_resolver(settings).get(AUDIT_EXPORT_SIGNING_KEY)
         logging.getLogger("recon.test").info("settings were %s", settings.model_dump_json())
     finally:
         logging.getLogger().removeHandler(handler)
@@ -139,6 +139,6 @@ def test_vault_failures_fail_closed_and_leak_nothing(
 
 
 def test_vault_without_credentials_is_a_clear_error() -> None:
-    resolver = SecretResolver(_settings(vault_addr="http://127.0.0.1:9"))
+    resolver = secret_resolver(_settings(vault_addr="http://127.0.0.1:9"))
     with pytest.raises(SecretUnavailableError, match="RECON_VAULT_TOKEN"):
         resolver.get(AUDIT_EXPORT_SIGNING_KEY)

@@ -24,8 +24,7 @@ from recon.cli.main import main
 from recon.db.engine import make_engine
 from recon.db.models import AuditEntry, Run, Tenant
 from recon.errors import ConfigError
-from recon.runtime import load_settings
-from recon.settings import get_settings
+from recon.settings import get_settings, load_settings
 from recon.tenants import parse_settings
 from tests.tls import write_self_signed_cert
 

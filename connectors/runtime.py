@@ -1,7 +1,10 @@
 """What a command needs from the environment: settings, engines, the secrets resolver.
 
 Built lazily, so a command that never touches the database never opens it, and a bad setting is
-reported as one sentence instead of a validation dump.
+reported as one sentence instead of a validation dump. It sits at connector level because it
+composes the core (settings, engines) with the Vault-backed secret store; importing it installs
+Vault as the process's default store, so core code that resolves a secret itself (the audit chain
+key) reads the same Vault.
 """
 
 from __future__ import annotations
@@ -9,25 +12,24 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from recon.errors import ConfigError
-from recon.settings import Settings
+from recon.secrets import SecretStore, use_store_factory
+from recon.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the heavy modules load only when a command touches data or secrets
     from sqlalchemy import Engine
 
     from recon.secrets import SecretResolver
 
+__all__ = ["Runtime"]
 
-def load_settings() -> Settings:
-    """Read the `RECON_*` settings, turning a validation error into one clear sentence."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"setting RECON_{field.upper()} is invalid: {first['msg']}") from None
+
+def _vault_store(settings: Settings) -> SecretStore | None:
+    from connectors.vault import vault_client_from_settings  # hvac loads only when Vault is used
+
+    return vault_client_from_settings(settings)
+
+
+use_store_factory(_vault_store)
 
 
 class Runtime:
@@ -60,9 +62,9 @@ class Runtime:
     @cached_property
     def secrets(self) -> SecretResolver:
         """The secrets resolver (Vault, or environment variables in development)."""
-        from recon.secrets import SecretResolver
+        from connectors.vault import secret_resolver
 
-        return SecretResolver(self.settings)
+        return secret_resolver(self.settings)
 
     def checked_engine(self) -> Engine:
         """The application engine, after refusing a schema that is not at head and (in
