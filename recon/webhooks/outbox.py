@@ -38,9 +38,10 @@ MAX_PAUSE_SECONDS = 30.0
 
 
 class EventSink(Protocol):
-    """Where reconcile requests go: Prefect events in production; raises unless delivered."""
+    """Where reconcile requests go, a batch at a time: Prefect events in production; raises
+    unless every request of the batch was delivered."""
 
-    def __call__(self, request: ReconcileRequest) -> None: ...
+    def __call__(self, requests: Sequence[ReconcileRequest]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ class EmitPass:
 
 
 def emit_pending(engine: Engine, sink: EventSink, *, resume: bool = False) -> EmitPass:
-    """Emit the due, unprocessed events of every tenant (with `resume`, those backing off too);
-    stop at the first failure."""
+    """Emit the due, unprocessed events of every tenant (with `resume`, those backing off too),
+    up to BATCH_SIZE per tenant and sink call; stop at the first failure."""
     emitted = 0
     for tenant_id in _webhook_tenants(engine):
         with tenant_session(engine, tenant_id) as session:
@@ -134,9 +135,10 @@ def emit_pending(engine: Engine, sink: EventSink, *, resume: bool = False) -> Em
                 .limit(BATCH_SIZE)
                 .with_for_update(skip_locked=True)
             ).all()
-            for row in rows:
-                assert row.window_from is not None and row.window_to is not None
-                request = ReconcileRequest(
+            if not rows:
+                continue
+            requests = [
+                ReconcileRequest(
                     tenant_id,
                     row.provider,
                     row.event_id,
@@ -144,23 +146,25 @@ def emit_pending(engine: Engine, sink: EventSink, *, resume: bool = False) -> Em
                     row.window_from,
                     row.window_to,
                 )
-                row.emit_attempts += 1
-                try:
-                    sink(request)
-                except Exception as exc:  # the row stays unprocessed: a later pass retries it
+                for row in rows
+                if row.window_from is not None and row.window_to is not None
+            ]
+            try:
+                sink(requests)
+            except Exception as exc:  # the rows stay unprocessed: a later pass retries them
+                error = str(exc)[:200] or type(exc).__name__
+                for row in rows:
+                    row.emit_attempts += 1
                     row.next_emit_at = utcnow() + _backoff(row.emit_attempts)
-                    row.last_emit_error = str(exc)[:200] or type(exc).__name__
-                    log.warning(
-                        "event %s of tenant %s not emitted (attempt %d): %s",
-                        row.event_id,
-                        tenant_id,
-                        row.emit_attempts,
-                        row.last_emit_error,
-                    )
-                    return EmitPass(emitted, 1)
-                row.processed_at = utcnow()
+                    row.last_emit_error = error
+                log.warning("%d events of tenant %s not emitted: %s", len(rows), tenant_id, error)
+                return EmitPass(emitted, len(rows))
+            done = utcnow()
+            for row in rows:
+                row.emit_attempts += 1
+                row.processed_at = done
                 row.last_emit_error = None
-                emitted += 1
+            emitted += len(rows)
     return EmitPass(emitted, 0)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 import httpx
 from prefect.events import Event
@@ -26,9 +27,9 @@ class EventNotEmittedError(ReconError):
     """Prefect did not take the event (unreachable, or it refused it)."""
 
 
-def event_id_of(request: ReconcileRequest) -> uuid.UUID:
+def event_id_of(provider: str, event_id: str) -> uuid.UUID:
     """The Prefect event id of a provider event: the same for every redelivery."""
-    return uuid.uuid5(_EVENT_NAMESPACE, f"{request.provider}:{request.event_id}")
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{provider}:{event_id}")
 
 
 def reconcile_event(request: ReconcileRequest, occurred: dt.datetime | None = None) -> Event:
@@ -43,7 +44,7 @@ def reconcile_event(request: ReconcileRequest, occurred: dt.datetime | None = No
                 "recon.provider": request.provider,
             },
             "payload": request.as_payload(),
-            "id": event_id_of(request),
+            "id": event_id_of(request.provider, request.event_id),
         }
     )
 
@@ -68,11 +69,11 @@ class PrefectEventSink:
         self._url = api_url.rstrip("/") + "/events"
         self._client = httpx.Client(headers=headers, timeout=timeout)
 
-    def __call__(self, request: ReconcileRequest) -> None:
-        """Emit `recon.provider.changed` for the tenant and wait for Prefect to take it."""
-        event = reconcile_event(request)
+    def __call__(self, requests: Sequence[ReconcileRequest]) -> None:
+        """Emit `recon.provider.changed` for each request and wait for Prefect to take them."""
+        events = [reconcile_event(request).model_dump(mode="json") for request in requests]
         try:
-            response = self._client.post(self._url, json=[event.model_dump(mode="json")])
+            response = self._client.post(self._url, json=events)
         except httpx.HTTPError as exc:
             raise EventNotEmittedError(
                 f"the Prefect API is unreachable ({type(exc).__name__})"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -41,10 +41,10 @@ class RecordingSink:
         self.requests: list[ReconcileRequest] = []
         self.fail = False
 
-    def __call__(self, request: ReconcileRequest) -> None:
+    def __call__(self, requests: Sequence[ReconcileRequest]) -> None:
         if self.fail:
             raise ConnectionError("Prefect API unreachable")
-        self.requests.append(request)
+        self.requests.extend(requests)
 
 
 @dataclass
