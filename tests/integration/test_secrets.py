@@ -142,3 +142,29 @@ def test_vault_without_credentials_is_a_clear_error() -> None:
     resolver = secret_resolver(_settings(vault_addr="http://127.0.0.1:9"))
     with pytest.raises(SecretUnavailableError, match="RECON_VAULT_TOKEN"):
         resolver.get(AUDIT_EXPORT_SIGNING_KEY)
+
+
+def test_core_resolver_reads_vault_through_the_store_the_runtime_installs(
+    production_vault: RunningServer, sandbox_vault: VaultState
+) -> None:
+    import connectors.runtime  # noqa: F401  (installs Vault as the default store)
+    from recon.secrets import SecretResolver
+
+    signing = _canary()
+    sandbox_vault.put_secret("recon/global", {"audit_export_signing_key": signing})
+    settings = _vault_settings(production_vault, sandbox_vault, env=Environment.PRODUCTION)
+    # what core code that resolves a secret itself does (the audit chain key)
+    assert SecretResolver(settings).get(AUDIT_EXPORT_SIGNING_KEY) == signing
+
+
+def test_vault_configured_without_a_store_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recon.secrets
+    from recon.secrets import SecretResolver
+
+    monkeypatch.setattr(recon.secrets, "_default_store_factory", None)  # no layer above installed
+    value = _canary()
+    monkeypatch.setenv(env_var_name(AUDIT_EXPORT_SIGNING_KEY), value)
+    resolver = SecretResolver(_settings(vault_addr="https://127.0.0.1:9"))
+    with pytest.raises(SecretUnavailableError, match="no secret store") as caught:
+        resolver.get(AUDIT_EXPORT_SIGNING_KEY)  # never the environment's value instead
+    assert value not in str(caught.value)
