@@ -9,14 +9,16 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from recon.cli.main import main
 from recon.db.tenancy import admin_session
 from recon.locks import tenant_lock
 from recon.tenants import TenantSettings, add_tenant
+from tasks.run_history import STUCK_AFTER
 from tasks.runs import finish_run, mark_crashed_runs, start_run
 
 WINDOW = (dt.date(2026, 3, 1), dt.date(2026, 3, 7))
@@ -174,3 +176,19 @@ def test_json_through_the_installed_entry_point(sqlite_engine: Engine, sqlite_ur
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["id"] == run_id and row["counts"] == {"transactions": 4}
+
+
+def test_a_run_running_for_longer_than_the_threshold_is_stuck_even_with_a_writer(
+    backend: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = start_run(backend.app, "acme", WINDOW, ["whmcs"])
+    long_ago = datetime.now(UTC) - STUCK_AFTER - timedelta(minutes=5)
+    with backend.owner.begin() as connection:
+        connection.execute(
+            text("UPDATE runs SET started_at = :at WHERE id = :id"), {"at": long_ago, "id": run_id}
+        )
+    with tenant_lock(backend.app, "acme"):
+        code, out, _ = cli(capsys, "runs", "show", run_id, "--tenant", "acme", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["status"] == "stuck"
+    assert shown["duration_seconds"] > STUCK_AFTER.total_seconds()
