@@ -16,8 +16,12 @@ from recon.db.engine import describe_url
 from recon.db.roles import application_role_problem
 from recon.db.tenancy import admin_session
 from recon.errors import ReconError
-from recon.secrets import GLOBAL_SECRETS, required_for_tenant
+from recon.secrets import AUDIT_CHAIN_KEY, GLOBAL_SECRETS, SecretSpec, required_for_tenant
 from recon.tenants import list_tenants, parse_settings
+
+REQUIRED_EVERYWHERE: frozenset[SecretSpec] = frozenset({AUDIT_CHAIN_KEY})
+"""Global secrets needed in development too: every audit write (tenant add, a run) keys the
+chain with `audit_chain_key`, so without it nothing that records a decision can work."""
 
 
 class Level(StrEnum):
@@ -122,7 +126,7 @@ def run_checks(rt: Runtime) -> list[Check]:
         problems = rt.secrets.check([spec])
         if not problems:
             checks.append(Check(f"secret {spec.name}", Level.OK, "resolvable"))
-        elif production:
+        elif production or spec in REQUIRED_EVERYWHERE:
             checks.append(Check(f"secret {spec.name}", Level.FAIL, problems[0]))
         else:
             checks.append(
