@@ -2,7 +2,7 @@
 
     python -m bench.match_bench [--sizes 10000,100000,1000000] [--seed 7] [--out FILE]
 
-For each size: generate the world (`recon.synth`), write it as the `recon match` CSV files, then
+For each size: generate the world (`connectors.sandbox.synth`), write it as the `recon match` CSV files, then
 in a fresh process each (so peak RSS is the matcher's own): read and validate the files, match,
 write the outputs. Reading is timed apart from matching. The outputs are then graded against the
 world's truth: automatic precision and recall, share left for review, wrong automatic
@@ -32,11 +32,11 @@ import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
+from connectors.sandbox.synth import SynthConfig, World, generate
 from recon.matching import MatchConfig, match, read_inputs, write_outputs
 from recon.matching.baseline import plain_match
 from recon.matching.frames import MatchResult
 from recon.matching.summary import build_summary
-from recon.synth import SynthConfig, World, generate
 
 NUMBER_FORMAT = "INV-{YEAR}-{NUMBER}"
 # transactions that are no customer's payment: an automatic allocation of one is always wrong

@@ -2,7 +2,7 @@
 
     python -m bench.quality [--synth-invoices 20000] [--books-invoices 6000] [--out FILE]
 
-Worlds: `recon.synth` and `bench.books2` (written apart from it), each at a few seeds. Seeds
+Worlds: `connectors.sandbox.synth` and `bench.books2` (written apart from it), each at a few seeds. Seeds
 marked "tuned" are the ones looked at while changing the engine; "held-out" seeds are only ever
 measured. The engine runs with its default settings (no invoice number format configured), as a
 new tenant would; the synth world is also run with its format configured, as before.
@@ -22,9 +22,9 @@ from rich.table import Table
 
 from bench.books2 import generate_books
 from bench.match_bench import NUMBER_FORMAT, grade
+from connectors.sandbox.synth import SynthConfig, generate
 from recon.matching import MatchConfig, inputs_from_frames, match
 from recon.matching.baseline import plain_match
-from recon.synth import SynthConfig, generate
 
 
 @dataclass(frozen=True)

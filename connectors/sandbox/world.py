@@ -1,4 +1,4 @@
-"""Every sandbox provider seeded from one synthetic world (`recon.synth.World`).
+"""Every sandbox provider seeded from one synthetic world (`connectors.sandbox.synth.World`).
 
 `SandboxWorld(world)` turns the world's §4.3 frames into the state of each fake provider, so the
 real connectors read the world back over HTTP: WHMCS, GoCardless Bank Account Data, Stripe and
@@ -86,11 +86,11 @@ from connectors.sandbox.gocardless import (
 from connectors.sandbox.gocardless_payments import PREFIX as PAYMENTS_PREFIX
 from connectors.sandbox.gocardless_payments import GoCardlessPaymentsState
 from connectors.sandbox.stripe import StripeState
+from connectors.sandbox.synth import SynthConfig, World, generate
 from connectors.sandbox.vault import VaultState
 from connectors.sandbox.whmcs import WhmcsState
 from recon import secrets as secret_specs
 from recon.money import format_amount, to_minor
-from recon.synth import SynthConfig, World, generate
 
 PROVIDERS = ("whmcs", "stripe", "gocardless", "gocardless_payments")
 """The providers whose requests a `FaultPlan` of `SandboxWorld.faults` can disturb."""

@@ -317,7 +317,7 @@ def inputs_from_frames(
     payout_lines: pd.DataFrame | pa.Table | None = None,
     labels: dict[str, str] | None = None,
 ) -> MatchInputs:
-    """Validate text frames in the §4.3 shapes (as read from files, or made by `recon.synth`)."""
+    """Validate text frames in the §4.3 shapes (as read from files, or made by `connectors.sandbox.synth`)."""
     names = {
         "invoices": "invoices",
         "transactions": "transactions",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
+from connectors.sandbox.synth import SynthConfig, generate
 from connectors.sandbox.whmcs import WhmcsState
 from connectors.whmcs import WhmcsClient
 from recon.canonical import transaction_ref
@@ -24,7 +25,6 @@ from recon.matching import MatchConfig, match
 from recon.matching.apply import applied, engine_rules
 from recon.matching.validate import inputs_from_frames
 from recon.money import minor_exponent, to_minor
-from recon.synth import SynthConfig, generate
 from recon.tenants import TenantSettings, add_tenant
 from recon.writeback import may_write_back
 from tasks.apply import apply_locked, plan_payments

@@ -30,6 +30,7 @@ from connectors.pages import Page
 from connectors.sandbox.gocardless import ReferenceStyle
 from connectors.sandbox.serve import RunningServer, run_in_thread
 from connectors.sandbox.stripe import balance_transaction_id
+from connectors.sandbox.synth import SynthConfig, World, generate
 from connectors.sandbox.world import (
     PENDING_PREFIX,
     SandboxCredentials,
@@ -46,7 +47,6 @@ from recon.errors import ConfigError
 from recon.money import to_minor
 from recon.secrets import required_for_tenant
 from recon.settings import Settings
-from recon.synth import SynthConfig, World, generate
 from recon.tenants import TenantSettings
 from tasks.land import StoredPage
 from tasks.normalise_gocardless import bank_batch, payments_batches

@@ -13,12 +13,12 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from connectors.sandbox.synth import SynthConfig, generate
 from recon.cli.match import match_command
 from recon.errors import ConfigError, InputFileError, ReconError
 from recon.matching.audit import CONFIRMATIONS
 from recon.matching.frames import ALLOCATION_COLUMNS, EXCEPTION_COLUMNS, EXCEPTION_KINDS
 from recon.matching.rules import RULES
-from recon.synth import SynthConfig, generate
 
 app = typer.Typer()
 app.command("match")(match_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from connectors.sandbox.synth import SynthConfig, World, generate
 from recon.matching import inputs_from_frames
 from recon.matching.frames import (
     INVOICE_COLUMNS,
@@ -13,7 +14,6 @@ from recon.matching.frames import (
     RECORDED_COLUMNS,
     TRANSACTION_COLUMNS,
 )
-from recon.synth import SynthConfig, World, generate
 
 
 @pytest.fixture(scope="module")
