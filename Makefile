@@ -28,6 +28,7 @@ demo: sync
 lint: sync
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: sync
 	$(BIN)/mypy
@@ -41,4 +42,4 @@ bench: sync
 	$(BIN)/python -m bench.match_bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,11 +1,12 @@
 """The secrets the system needs, and the one place they are resolved.
 
 Secrets come from Vault KV v2 (`<mount>/data/<prefix>/global` and `<prefix>/tenants/<tenant>`,
-one key per secret), read through a `SecretStore` the layer above injects (`connectors.vault` provides
-the Vault one; `connectors.runtime` installs it as the process default). In development only, an environment variable may stand in:
-`RECON_SECRET_<NAME>` for global secrets, `RECON_SECRET_<TENANT>__<NAME>` for a tenant's (tenant
-id upper-cased, hyphens as underscores). In production a secret that cannot be resolved is an
-error that names it; there is no default for any secret, anywhere.
+one key per secret), read through a `SecretStore` that the layer above injects: `connectors.vault`
+provides the Vault one and `connectors.runtime` installs it as the process default. In development
+only, an environment variable may stand in: `RECON_SECRET_<NAME>` for global secrets,
+`RECON_SECRET_<TENANT>__<NAME>` for a tenant's (tenant id upper-cased, hyphens as underscores). In
+production a secret that cannot be resolved is an error that names it; there is no default for any
+secret, anywhere.
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ class SecretResolver:
         """The secret store, opened on first use; None when none is configured."""
         if not self._store_opened:
             if self._open_store is not None:
-                self._store = self._open_store(self._settings) if self._settings.vault_addr else None
+                self._store = (
+                    self._open_store(self._settings) if self._settings.vault_addr else None
+                )
             else:
                 self._store = _open_default_store(self._settings)
             self._store_opened = True
