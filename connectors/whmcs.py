@@ -84,6 +84,10 @@ class WhmcsPaymentConflictError(ReconError):
     """A payment cannot be applied safely (transid already used differently, currency mismatch)."""
 
 
+class WhmcsPaymentRefusedError(WhmcsPaymentConflictError):
+    """WHMCS refused to add this one payment (e.g. the invoice is Cancelled); others may go on."""
+
+
 @dataclass(frozen=True)
 class RecordedPayment:
     """A payment as WHMCS records it (one `tblaccounts` row); `created`: added by this call."""
@@ -391,6 +395,13 @@ class WhmcsClient(Closing):
         for attempt in range(1, attempts + 1):
             try:
                 self.call("AddInvoicePayment", params, idempotent=False, record=False)
+            except ProviderRejectedError as exc:
+                if exc.status != 200:
+                    raise  # credentials or access (403): nothing else will go through either
+                raise WhmcsPaymentRefusedError(
+                    f"WHMCS refused the payment {transid} to invoice {invoice_id}: "
+                    f"{exc.provider_message}"
+                ) from exc
             except (ProviderUnavailableError, ProviderResponseError) as exc:
                 found = self._find_payment(invoice_id, transid, code, created=True)
                 if found is not None:

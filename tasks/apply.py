@@ -40,6 +40,7 @@ from recon.db.tenancy import tenant_session
 from recon.locks import tenant_lock
 from recon.writeback import WRITE_BACK_DECISION, confirms_recorded, may_write_back
 from tasks.decisions import live_clause
+from tasks.transids import transid_aliases
 
 log = logging.getLogger("recon.apply")
 
@@ -71,11 +72,15 @@ class PlannedPayment:
     allocation_id: int
     invoice_id: str
     transid: str
+    """The id WHMCS records the payment under: a Stripe charge's `ch_...`, else the row's id."""
     amount_minor: int
     fees_minor: int
     currency: str
     gateway: str
     paid_on: dt.date
+    aliases: tuple[str, ...] = ()
+    """Every id WHMCS may hold this payment under (`transid` included): for a Stripe row its
+    balance transaction, charge and payment intent."""
 
 
 @dataclass
@@ -97,8 +102,8 @@ class Claims:
     """WHMCS transactions an earlier apply recorded or found for a payment."""
     transids: set[str] = field(default_factory=set)
     """Source ids of the payments allocated to the invoice: a WHMCS row with one is theirs."""
-    confirmed: list[tuple[str, int]] = field(default_factory=list)
-    """(transid, amount) of the engine's confirmations of payments WHMCS records."""
+    confirmed: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
+    """(ids, amount) of the engine's confirmations of payments WHMCS records."""
 
 
 # A payment recorded by hand carries the date someone entered; a few days before the money
@@ -113,8 +118,18 @@ def already_recorded(
 
     One of the invoice's payments of the same amount that no other payment accounts for: one
     without a transid (entered by hand) dated from a week before the money on; or, when adding
-    `payment` would take the invoice past its total, one with any transid.
+    `payment` would take the invoice past its total, one with any transid. First of all, one
+    recorded under any of the payment's ids (a Stripe module records `ch_` or `pi_`).
     """
+    named = [p for p in ledger.payments if p.transid and p.transid in payment.aliases]
+    if named:
+        found = min(named, key=lambda p: p.whmcs_txn_id)
+        if found.amount_minor != payment.amount_minor:
+            raise WhmcsPaymentConflictError(
+                f"WHMCS invoice {ledger.invoice_id} already records {found.transid} (an id of "
+                f"payment {payment.transid}) for a different amount; check the payment by hand."
+            )
+        return replace(found, created=False)
     in_whmcs = {p.transid for p in ledger.payments if p.transid}
     free = [
         p
@@ -133,8 +148,8 @@ def already_recorded(
     # The engine's confirmations by reference or payer name no WHMCS row by transid: each
     # takes one payment of its amount first.
     unnamed = sum(
-        1 for transid, amount in claims.confirmed
-        if amount == payment.amount_minor and transid not in in_whmcs
+        1 for ids, amount in claims.confirmed
+        if amount == payment.amount_minor and not in_whmcs.intersection(ids)
     )  # fmt: skip
     left = pool[unnamed:]
     return replace(left[0], created=False) if left else None
@@ -163,6 +178,14 @@ def _live_auto(session: Session) -> list[tuple[Allocation, Transaction]]:
     return [(a, t) for a, t in rows]
 
 
+def ids_of(ref: str, aliases: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Every id a WHMCS payment may carry for the transaction `ref`; the one apply writes as
+    `transid` first (a Stripe charge's id, the same on every run: the ledger's key)."""
+    own = split_transaction_ref(ref)[2]
+    more = aliases.get(ref, ())
+    return tuple(dict.fromkeys((*more[:1], own, *more[1:])))
+
+
 def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment]:
     """The live allocations that may be written back (`may_write_back`) and are not applied."""
     applied = {
@@ -173,14 +196,16 @@ def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment
             )
         )
     }
+    aliases = transid_aliases(session)
     planned = []
     for allocation, transaction in _live_auto(session):
         if not may_write_back(allocation.rule, allocation.decision):
             continue
         if allocation.amount_minor <= 0:
             continue
-        source, _, source_id = split_transaction_ref(allocation.transaction_ref)
-        if (allocation.invoice_id, source_id) in applied:
+        source = split_transaction_ref(allocation.transaction_ref)[0]
+        ids = ids_of(allocation.transaction_ref, aliases)
+        if any((allocation.invoice_id, i) in applied for i in ids):
             continue
         # The fee belongs to the payment; it is recorded once, with its first allocation.
         whole = allocation.amount_minor == transaction.amount_minor
@@ -188,12 +213,13 @@ def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment
             PlannedPayment(
                 allocation_id=allocation.id,
                 invoice_id=allocation.invoice_id,
-                transid=source_id,
+                transid=ids[0],
                 amount_minor=allocation.amount_minor,
                 fees_minor=transaction.fee_minor if whole else 0,
                 currency=allocation.currency,
                 gateway=GATEWAYS.get(source, default_gateway),
                 paid_on=transaction.booked_on,
+                aliases=ids,
             )
         )
     return planned
@@ -203,14 +229,15 @@ def claims_on(session: Session, invoice_ids: Iterable[str]) -> dict[str, Claims]
     """For each invoice, what of its WHMCS payments other payments account for."""
     wanted = set(invoice_ids)
     claims: dict[str, Claims] = defaultdict(Claims)
+    aliases = transid_aliases(session)
     for allocation in session.scalars(
         select(Allocation).where(live_clause(), Allocation.invoice_id.in_(wanted))
     ):
-        transid = split_transaction_ref(allocation.transaction_ref)[2]
+        ids = ids_of(allocation.transaction_ref, aliases)
         claim = claims[allocation.invoice_id]
-        claim.transids.add(transid)
+        claim.transids.update(ids)
         if confirms_recorded(allocation.rule):
-            claim.confirmed.append((transid, allocation.amount_minor))
+            claim.confirmed.append((ids, allocation.amount_minor))
     for row in session.scalars(
         select(AppliedPayment).where(
             AppliedPayment.state == "applied", AppliedPayment.invoice_id.in_(wanted)
@@ -347,13 +374,13 @@ def apply_payments(
                 payment.paid_on,
                 guard=guard,
             )
-        except WhmcsPaymentConflictError as exc:
+        except WhmcsPaymentConflictError as exc:  # refused by WHMCS too: a person decides
             _settle(engine, tenant_id, payment, actor=actor, recorded=None, failure=str(exc))
             report.failed.append((payment, str(exc)))
             continue
         _settle(engine, tenant_id, payment, actor=actor, recorded=recorded, failure=None)
         claim.whmcs_ids.add(recorded.whmcs_txn_id)
-        claim.transids.add(payment.transid)
+        claim.transids.update(payment.aliases or (payment.transid,))
         if recorded.created:
             report.applied += 1
         else:

@@ -276,6 +276,13 @@ class WhmcsState:
         with self._lock:
             return self._tables.invoices[invoice_id].status
 
+    def set_invoice_status(self, invoice_id: int, status: str) -> None:
+        """Change an invoice's status as an admin does in WHMCS (e.g. cancel it)."""
+        if status not in INVOICE_STATUSES:
+            raise ValueError(f"unknown WHMCS invoice status {status!r}")
+        with self._lock:
+            self._tables.invoices[invoice_id].status = status
+
     # -- the API -------------------------------------------------------------------------------
 
     def handle(self, params: Mapping[str, str], client_ip: str) -> tuple[int, JSON]:
