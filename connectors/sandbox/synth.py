@@ -657,6 +657,46 @@ _BANK_KINDS = (
 ) = range(len(_BANK_KINDS))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _BankLeads:
+    """One bank payment per group of bank-paid invoices (a group is one invoice unless combined).
+
+    `bank`: positions in `inv` of the bank-paid invoices; `group`: each one's group (the leader's
+    position in `bank`); `leader`: positions in `bank` of the groups' leaders. The invoice columns
+    are read once, before any is updated.
+    """
+
+    bank: I64
+    group: I64
+    leader: I64
+    booked: I64
+    balance: I64
+    total: I64
+    issued: I64
+    currency: npt.NDArray[np.object_]
+    inv_ids: I64
+    numbers: I64
+    client: I64
+
+    @property
+    def lead_inv(self) -> I64:
+        """Positions in `inv` of the leaders' invoices."""
+        return self.bank[self.leader]
+
+
+@dataclass(frozen=True)
+class _BankRefs:
+    """What each leader's transfer shows, and which noise it got."""
+
+    reference: Text
+    payer: Text
+    single: npt.NDArray[np.bool_]
+    typo: npt.NDArray[np.bool_]
+    decoy: npt.NDArray[np.bool_]
+    no_ref: npt.NDArray[np.bool_]
+    cut: npt.NDArray[np.bool_]
+
+
 def _bank_payments(
     cfg: SynthConfig,
     rng: np.random.Generator,
@@ -667,6 +707,31 @@ def _bank_payments(
     recorded: list[pd.DataFrame],
 ) -> None:
     """Bank transfers for the invoices paid by bank, with every kind of noise; their truth."""
+    leads, kind = _bank_groups(cfg, rng, inv)
+    lead_kind, amounts, pay_ccy = _bank_amounts(rng, leads, kind)
+    refs = _bank_references(cfg, rng, inv, clients, leads, lead_kind, amounts, pay_ccy)
+    n_lead = len(leads.leader)
+    ids = _ids("bk_", np.arange(n_lead, dtype=np.int64), 16, 11)
+    case = np.array([name for name, _ in _BANK_KINDS], dtype=object)[lead_kind]
+    normal = lead_kind == _NORMAL
+    case = np.where(refs.single & refs.no_ref & normal, "no_reference", case)
+    case = np.where(refs.typo & normal & ~refs.no_ref, "typo", case)
+    case = np.where(refs.cut & normal & (case == "ref"), "cut_reference", case)
+    case = np.where(refs.decoy & (case == "ref"), "decoy", case)
+    expected = np.array([kind for _, kind in _BANK_KINDS], dtype=object)[lead_kind]
+    booked = leads.booked[leads.leader]
+    txns.add(
+        ids, "bank", booked, amounts, pay_ccy, refs.payer, refs.reference, case, expected, True
+    )
+    truth.append(_bank_truth(leads, lead_kind, amounts, ids))
+    recorded.append(_bank_recorded(rng, inv, leads, lead_kind))
+    _bank_second_parts(rng, leads, lead_kind, amounts, pay_ccy, refs, txns, truth)
+
+
+def _bank_groups(
+    cfg: SynthConfig, rng: np.random.Generator, inv: pd.DataFrame
+) -> tuple[_BankLeads, I64]:
+    """Which invoices are paid by bank, in which kind of payment, grouped, and when booked."""
     bank = np.flatnonzero(inv["fate"].to_numpy() == _BANK)
     n = len(bank)
     shares = [
@@ -677,16 +742,8 @@ def _bank_payments(
     client = inv["client"].to_numpy()
     kind[(kind == _LISTED) | (kind == _UNLISTED)] = _NORMAL
     group = _combined_payments(cfg, rng, client[bank], kind)
-    balance = inv["balance"].to_numpy()
-    total = inv["total"].to_numpy()
     issued = inv["issued"].to_numpy()
-    currency = inv["currency"].to_numpy()
-    inv_ids = inv["invoice_id"].to_numpy()
-    numbers = inv["number"].to_numpy()
-    # one payment per group (a group is one invoice unless combined)
     leader = np.flatnonzero(group == np.arange(n))
-    pay_amount = np.zeros(n, dtype=np.int64)
-    np.add.at(pay_amount, group, balance[bank])
     delay = np.where(
         rng.random(n) < 0.6,
         rng.integers(0, 15, n),
@@ -694,10 +751,32 @@ def _bank_payments(
     )
     latest = issued[bank].copy()
     np.maximum.at(latest, group, issued[bank])
-    booked = latest + delay
+    leads = _BankLeads(
+        bank=bank,
+        group=group,
+        leader=leader,
+        booked=latest + delay,
+        balance=inv["balance"].to_numpy(),
+        total=inv["total"].to_numpy(),
+        issued=issued,
+        currency=inv["currency"].to_numpy(),
+        inv_ids=inv["invoice_id"].to_numpy(),
+        numbers=inv["number"].to_numpy(),
+        client=client,
+    )
+    return leads, kind
+
+
+def _bank_amounts(
+    rng: np.random.Generator, leads: _BankLeads, kind: I64
+) -> tuple[I64, I64, npt.NDArray[np.object_]]:
+    """Each leader's kind (kinds that cannot apply fall back to normal), amount and currency."""
+    bank, group, leader, balance = leads.bank, leads.group, leads.leader, leads.balance
+    pay_amount = np.zeros(len(bank), dtype=np.int64)
+    np.add.at(pay_amount, group, balance[bank])
     lead_kind = kind[leader]
     amounts = pay_amount[leader].copy()
-    lead_inv = bank[leader]
+    lead_inv = leads.lead_inv
     fee_cap = np.minimum(balance[lead_inv] * 3 // 100, 2500)
     is_fee = (lead_kind == _FEE_SHORT) & (fee_cap >= 2)
     lead_kind[(lead_kind == _FEE_SHORT) & ~is_fee] = _NORMAL
@@ -709,9 +788,28 @@ def _bank_payments(
     partial = (lead_kind == _PARTIAL) & (first_part > 0)
     lead_kind[(lead_kind == _PARTIAL) & ~partial] = _NORMAL
     amounts[partial] = first_part[partial]
-    pay_ccy = currency[lead_inv].copy()
+    pay_ccy = leads.currency[lead_inv].copy()
     other = lead_kind == _OTHER_CURRENCY
     pay_ccy[other] = np.where(pay_ccy[other] == "EUR", "USD", "EUR")
+    return lead_kind, amounts, pay_ccy
+
+
+def _bank_references(
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    inv: pd.DataFrame,
+    clients: pd.DataFrame,
+    leads: _BankLeads,
+    lead_kind: I64,
+    amounts: I64,
+    pay_ccy: npt.NDArray[np.object_],
+) -> _BankRefs:
+    """The payer and reference of each leader's transfer, with the noise banks add."""
+    bank, group, leader, numbers, inv_ids = (
+        leads.bank, leads.group, leads.leader, leads.numbers, leads.inv_ids
+    )  # fmt: skip
+    lead_inv = leads.lead_inv
+    client = leads.client
     n_lead = len(leader)
     # the number each payer quotes: the invoice number when there is one, mostly
     quote_num = (numbers[lead_inv] > 0) & (rng.random(n_lead) < 0.8)
@@ -728,8 +826,8 @@ def _bank_payments(
         "NUM": full_num,
         "C": _num(clients["client_id"].to_numpy()[client[lead_inv]]),
         "NAME": names,
-        "DATE": _iso(booked[leader] - rng.integers(0, 30, n_lead)),
-        "DOTTED": _dotted(issued[lead_inv]),
+        "DATE": _iso(leads.booked[leader] - rng.integers(0, 30, n_lead)),
+        "DOTTED": _dotted(leads.issued[lead_inv]),
         "PHONE": _num(rng.integers(1_000_000, 9_999_999, n_lead)),
         "AMOUNT": _money(amounts, pay_ccy),
         "ORDER": _num(rng.integers(1000, 999_999, n_lead)),
@@ -769,7 +867,21 @@ def _bank_payments(
             (unlisted, _pick(_NO_REFERENCE, rng.integers(0, len(_NO_REFERENCE), len(unlisted))))
         )
     reference = _scatter(n_lead, parts)
-    # decoys, bank prefixes and suffixes, no reference at all, cuts at 18 characters
+    return _bank_noise(cfg, rng, reference, payer, single, typo, lead_kind, values)
+
+
+def _bank_noise(
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    reference: Text,
+    payer: Text,
+    single: npt.NDArray[np.bool_],
+    typo: npt.NDArray[np.bool_],
+    lead_kind: I64,
+    values: dict[str, Text],
+) -> _BankRefs:
+    """Decoys, bank prefixes and suffixes, no reference at all, cuts at 18 characters."""
+    n_lead = len(lead_kind)
     decoy = (rng.random(n_lead) < cfg.decoy) & single
     if decoy.any():
         rows = np.flatnonzero(decoy)
@@ -796,80 +908,91 @@ def _bank_payments(
         reference = _replace_rows(
             reference, rows, pc.utf8_slice_codeunits(reference.take(pa.array(rows)), 0, 18)
         )
-    serial = np.arange(n_lead, dtype=np.int64)
-    ids = _ids("bk_", serial, 16, 11)
-    case = np.array([name for name, _ in _BANK_KINDS], dtype=object)[lead_kind]
-    normal = lead_kind == _NORMAL
-    case = np.where(single & no_ref & normal, "no_reference", case)
-    case = np.where(typo & normal & ~no_ref, "typo", case)
-    case = np.where(cut & normal & (case == "ref"), "cut_reference", case)
-    case = np.where(decoy & (case == "ref"), "decoy", case)
-    expected = np.array([kind for _, kind in _BANK_KINDS], dtype=object)[lead_kind]
-    txns.add(ids, "bank", booked[leader], amounts, pay_ccy, payer, reference, case, expected, True)
-    # truth of the leaders: allocations to every member of the group
-    member = np.arange(n)
-    lead_pos = np.searchsorted(leader, group)
+    return _BankRefs(reference, payer, single, typo, decoy, no_ref, cut)
+
+
+def _bank_truth(leads: _BankLeads, lead_kind: I64, amounts: I64, ids: Text) -> pd.DataFrame:
+    """Truth of the leaders: allocations to every member of the group."""
+    bank = leads.bank
+    member = np.arange(len(bank))
+    lead_pos = np.searchsorted(leads.leader, leads.group)
     m_kind = lead_kind[lead_pos]
     ok = m_kind != _OTHER_CURRENCY
-    m_amount = np.where(np.isin(m_kind, [_PARTIAL, _FEE_SHORT]), amounts[lead_pos], balance[bank])
-    truth.append(
-        pd.DataFrame(
-            {
-                "transaction_id": ids.take(pa.array(lead_pos[ok])).to_numpy(zero_copy_only=False),
-                "invoice_id": inv_ids[bank[member[ok]]],
-                "amount_minor": m_amount[ok],
-                "currency": currency[bank[member[ok]]],
-                "confirms": m_kind[ok] == _RECORDED,
-            }
-        )
+    m_amount = np.where(
+        np.isin(m_kind, [_PARTIAL, _FEE_SHORT]), amounts[lead_pos], leads.balance[bank]
     )
-    # staff-recorded payments: the invoice is Paid in WHMCS already
+    return pd.DataFrame(
+        {
+            "transaction_id": ids.take(pa.array(lead_pos[ok])).to_numpy(zero_copy_only=False),
+            "invoice_id": leads.inv_ids[bank[member[ok]]],
+            "amount_minor": m_amount[ok],
+            "currency": leads.currency[bank[member[ok]]],
+            "confirms": m_kind[ok] == _RECORDED,
+        }
+    )
+
+
+def _bank_recorded(
+    rng: np.random.Generator, inv: pd.DataFrame, leads: _BankLeads, lead_kind: I64
+) -> pd.DataFrame:
+    """Staff-recorded payments: the invoice is Paid in WHMCS already (updated in `inv`)."""
     rec_rows = np.flatnonzero(lead_kind == _RECORDED)
-    rec_inv = lead_inv[rec_rows]
+    rec_inv = leads.lead_inv[rec_rows]
     inv.loc[rec_inv, "status"] = "Paid"
     inv.loc[rec_inv, "balance"] = 0
-    recorded.append(
-        pd.DataFrame(
-            {
-                "whmcs_txn_id": _num(10_000_000 + rec_rows).to_numpy(zero_copy_only=False),
-                "invoice_id": inv_ids[rec_inv],
-                "recorded_on": booked[leader][rec_rows] + rng.integers(0, 4, len(rec_rows)),
-                "amount": total[rec_inv],
-                "fees": np.zeros(len(rec_rows), dtype=np.int64),
-                "currency": currency[rec_inv],
-                "gateway": "banktransfer",
-                "transid": "",
-            }
-        )
+    return pd.DataFrame(
+        {
+            "whmcs_txn_id": _num(10_000_000 + rec_rows).to_numpy(zero_copy_only=False),
+            "invoice_id": leads.inv_ids[rec_inv],
+            "recorded_on": leads.booked[leads.leader][rec_rows] + rng.integers(0, 4, len(rec_rows)),
+            "amount": leads.total[rec_inv],
+            "fees": np.zeros(len(rec_rows), dtype=np.int64),
+            "currency": leads.currency[rec_inv],
+            "gateway": "banktransfer",
+            "transid": "",
+        }
     )
-    # second parts of partial payments, and duplicates
+
+
+def _bank_second_parts(
+    rng: np.random.Generator,
+    leads: _BankLeads,
+    lead_kind: I64,
+    amounts: I64,
+    pay_ccy: npt.NDArray[np.object_],
+    refs: _BankRefs,
+    txns: _Txns,
+    truth: list[pd.DataFrame],
+) -> None:
+    """Second parts of partial payments, and duplicates."""
     part = np.flatnonzero(lead_kind == _PARTIAL)
     dup = np.flatnonzero(lead_kind == _DUPLICATE)
     extra_rows = np.concatenate([part, dup])
-    if len(extra_rows):
-        later = booked[leader][extra_rows] + rng.integers(3, 25, len(extra_rows))
-        rest = np.concatenate([balance[lead_inv[part]] - amounts[part], amounts[dup]])
-        ids2 = _ids("bk_", n_lead + np.arange(len(extra_rows), dtype=np.int64), 16, 11)
-        ref2 = reference.take(pa.array(extra_rows))
-        payer2 = payer.take(pa.array(extra_rows))
-        case2 = np.array(["partial"] * len(part) + ["duplicate"] * len(dup), dtype=object)
-        expected2 = np.array([""] * len(part) + ["duplicate_payment"] * len(dup), dtype=object)
-        txns.add(
-            ids2, "bank", later, rest, pay_ccy[extra_rows], payer2, ref2, case2, expected2, True
+    if not len(extra_rows):
+        return
+    lead_inv = leads.lead_inv
+    later = leads.booked[leads.leader][extra_rows] + rng.integers(3, 25, len(extra_rows))
+    rest = np.concatenate([leads.balance[lead_inv[part]] - amounts[part], amounts[dup]])
+    n_lead = len(leads.leader)
+    ids2 = _ids("bk_", n_lead + np.arange(len(extra_rows), dtype=np.int64), 16, 11)
+    ref2 = refs.reference.take(pa.array(extra_rows))
+    payer2 = refs.payer.take(pa.array(extra_rows))
+    case2 = np.array(["partial"] * len(part) + ["duplicate"] * len(dup), dtype=object)
+    expected2 = np.array([""] * len(part) + ["duplicate_payment"] * len(dup), dtype=object)
+    txns.add(ids2, "bank", later, rest, pay_ccy[extra_rows], payer2, ref2, case2, expected2, True)
+    truth.append(
+        pd.DataFrame(
+            {
+                "transaction_id": ids2.take(pa.array(np.arange(len(part)))).to_numpy(
+                    zero_copy_only=False
+                ),
+                "invoice_id": leads.inv_ids[lead_inv[part]],
+                "amount_minor": rest[: len(part)],
+                "currency": leads.currency[lead_inv[part]],
+                "confirms": False,
+            }
         )
-        truth.append(
-            pd.DataFrame(
-                {
-                    "transaction_id": ids2.take(pa.array(np.arange(len(part)))).to_numpy(
-                        zero_copy_only=False
-                    ),
-                    "invoice_id": inv_ids[lead_inv[part]],
-                    "amount_minor": rest[: len(part)],
-                    "currency": currency[lead_inv[part]],
-                    "confirms": False,
-                }
-            )
-        )
+    )
 
 
 def _combined_payments(cfg: SynthConfig, rng: np.random.Generator, client: I64, kind: I64) -> I64:
