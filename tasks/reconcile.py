@@ -49,7 +49,7 @@ from tasks.decisions import (
     store_allocations,
     store_exceptions,
 )
-from tasks.transids import engine_reference, transid_aliases
+from tasks.transids import engine_counterparty, engine_reference, transid_aliases
 
 log = logging.getLogger("recon.reconcile")
 
@@ -154,7 +154,7 @@ def build_frames(
                 "booked_on": t.booked_on.isoformat(),
                 "amount": format_amount(t.amount_minor, t.currency),
                 "currency": t.currency,
-                "counterparty": _text(t.counterparty),
+                "counterparty": engine_counterparty(t),
                 "reference": engine_reference(t),
             }
         )

@@ -32,10 +32,28 @@ def transid_aliases(session: Session) -> dict[str, tuple[str, ...]]:
     }
 
 
+DISPUTE_REVERSAL_REFERENCE = "Stripe dispute reversal"
+
+
+def returned_by_dispute(found: Transaction) -> bool:
+    """A won dispute's reversal: money Stripe gives back, not a customer's payment, though it
+    quotes the charge's invoice and payer (the charge itself paid the invoice)."""
+    return found.kind == "dispute" and found.amount_minor > 0
+
+
+def engine_counterparty(found: Transaction) -> str:
+    """The payer the engine reads: none for a dispute's reversal, so no name finds it an
+    invoice (a withdrawal is outgoing money, never a payment candidate)."""
+    return "" if returned_by_dispute(found) else (found.counterparty or "")
+
+
 def engine_reference(found: Transaction) -> str:
     """The reference the engine reads. A Stripe charge's own balance transaction also quotes
     its charge id and payment intent, so the WHMCS payment recorded under either (`transid`)
-    confirms it; refunds and disputes of the charge do not."""
+    confirms it; refunds and disputes of the charge do not. A dispute's reversal quotes
+    nothing: it stays in the engine's rows (its payout adds up) but never pays an invoice."""
+    if returned_by_dispute(found):
+        return DISPUTE_REVERSAL_REFERENCE
     reference = found.reference or ""
     if found.kind != "charge" or not found.charge_id:
         return reference
