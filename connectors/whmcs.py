@@ -21,7 +21,10 @@ lookup is conclusive; after a timeout or a proxy error the write may still land,
 Before it adds anything it reads the invoice as WHMCS shows it now (`invoice_ledger`: balance
 and recorded payments) and asks the caller's `guard` whether one of those payments already is
 this one (recorded by hand, or by a gateway module, with or without a transid); and it never
-adds more than the invoice has open.
+adds more than the invoice has open. When WHMCS refuses the payment itself (HTTP 200 with an
+error, e.g. "It is not possible to add a payment to an invoice that is Cancelled") it raises
+`WhmcsPaymentRefusedError`, a `WhmcsPaymentConflictError` for that one payment; a 403 (credentials
+or IP) stays a `ProviderRejectedError` for the whole run.
 """
 
 from __future__ import annotations

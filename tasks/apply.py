@@ -6,12 +6,17 @@ allocation only confirms a payment WHMCS already records, so it is never sent).
 
 For each payment to record, an `applied_payments` row is committed as `pending` BEFORE WHMCS is
 called, and marked `applied` after. WHMCS's AddInvoicePayment is made idempotent by `transid`
-(the payment's source id): the client looks the transid up on the invoice first. So a crash
+(the payment's source id; for a Stripe balance transaction its charge's `ch_...`, as WHMCS's
+Stripe module records it, and the ledger's key on every run): the client looks the transid up
+on the invoice first, and the guard finds the payment under any of its ids (`ch_`, `pi_`,
+`txn_`). So a crash
 between the call and the commit leaves a pending row, and the next run's call finds the payment
 in WHMCS and only marks it applied: never a second payment. Right before adding, the client
 reads the invoice as WHMCS shows it now and `already_recorded` picks out a payment WHMCS holds
 for this one without our transid (recorded by hand or by a gateway module): the row is then
-`applied` as found in WHMCS, and nothing is added.
+`applied` as found in WHMCS, and nothing is added. A payment WHMCS refuses (a Cancelled
+invoice) or that cannot be applied safely is `failed` with an `apply_failed` exception for a
+person, and the others go on.
 
 Apply runs under the tenant's writer lock (`recon.locks.tenant_lock`, taken by the run or by
 `recon apply`), so a `pending` row is always a crash's leftover, never another process's work.
