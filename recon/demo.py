@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -63,6 +64,20 @@ def demo_chain_key(data_dir: Path) -> str:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(key + "\n")
     return key
+
+
+def follow_up_exports(settings: Settings) -> list[str]:
+    """The shell lines that point later `recon` commands at the demo's database and chain key.
+
+    The demo's sandbox (and its Vault) stops with the demo; a later `recon run` inside its window
+    replays what the demo stored, so it needs no provider secret, only the audit chain key every
+    audit write needs. The key is read from its file by the shell, never printed.
+    """
+    key_file = settings.data_dir / "sandbox" / "audit-chain-key"
+    return [
+        f"export RECON_DATABASE_URL={shlex.quote(settings.resolved_database_url)}",
+        f"export RECON_SECRET_AUDIT_CHAIN_KEY=$(cat {shlex.quote(str(key_file))})",
+    ]
 
 
 @contextmanager

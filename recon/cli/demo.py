@@ -24,6 +24,7 @@ def demo_command(
         DEMO_DAYS,
         DEMO_TENANT,
         ensure_demo_tenant,
+        follow_up_exports,
         prepare_database,
         sandbox_environment,
     )
@@ -31,12 +32,13 @@ def demo_command(
     from recon.tenants import TenantSettings
 
     base = runtime().settings
-    disposable = base.database_url is None  # the demo's own database, not one the user named
+    demo_dir = base.data_dir / "demo"
+    own_url = f"sqlite:///{demo_dir / 'recon.db'}"
+    # The demo's own database, not one the user named (RECON_DATABASE_URL as the demo's
+    # follow-up exports set it still names the demo's own: its chain key stays the same).
+    disposable = base.database_url in (None, own_url)
     if disposable:
-        demo_dir = base.data_dir / "demo"
-        base = base.model_copy(
-            update={"database_url": f"sqlite:///{demo_dir / 'recon.db'}", "data_dir": demo_dir}
-        )
+        base = base.model_copy(update={"database_url": own_url, "data_dir": demo_dir})
     today = dt.datetime.now(dt.UTC).date()
     console.rule("[bold]recon demo")
     console.print("building the synthetic world and starting the sandbox providers")
@@ -60,6 +62,13 @@ def demo_command(
         with console.status(f"reconciling {DEMO_TENANT} {start}..{today}"):
             result = reconcile(tenant=DEMO_TENANT, date_from=start, date_to=today)
         print_summary(result)
+    console.print(
+        "to run `recon` on the demo's database afterwards (e.g. `recon run --tenant demo` inside "
+        "its window, which replays what the demo stored), first:",
+        soft_wrap=True,
+    )
+    for line in follow_up_exports(base):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     if not no_ui:
         console.print("the ops UI is not part of this version yet; nothing more to start")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -252,7 +254,85 @@ def test_demo_runs_on_embedded_defaults_and_again(tmp_path: Path) -> None:
         env={**env, "RECON_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'demo' / 'recon.db'}",
              "RECON_SECRET_AUDIT_CHAIN_KEY": chain_key},
     )  # fmt: skip
-    assert verify.returncode == 0 and "demo: 2 entries verified" in verify.stdout
+    assert verify.returncode == 0, verify.stderr
+    # every audited decision (tenant added, settings changed, runs...) is one verified entry
+    assert verify_count(verify.stdout, "demo") == audit_rows(tmp_path / "var" / "demo", "demo") > 0
+
+
+def verify_count(stdout: str, tenant: str) -> int:
+    """N of `<tenant>: N entries verified` in `recon audit verify`'s output."""
+    match = re.search(rf"^{re.escape(tenant)}: (\d+) entries verified", stdout, re.MULTILINE)
+    assert match, stdout
+    return int(match.group(1))
+
+
+def audit_rows(demo_dir: Path, tenant: str) -> int:
+    """The tenant's audit_log rows, read straight from the demo's SQLite file."""
+    with sqlite3.connect(demo_dir / "recon.db") as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE tenant_id = ?", (tenant,)
+        ).fetchone()
+    return int(count)
+
+
+def quarantined_rows(demo_dir: Path) -> int:
+    """Rows in quarantine, read straight from the demo's SQLite file."""
+    with sqlite3.connect(demo_dir / "recon.db") as conn:
+        (count,) = conn.execute("SELECT count(*) FROM quarantined_rows").fetchone()
+    return int(count)
+
+
+def demo_exports(stdout: str) -> list[str]:
+    """The `export NAME=...` lines the demo prints for working on its database afterwards."""
+    return [line.strip() for line in stdout.splitlines() if line.strip().startswith("export ")]
+
+
+def in_shell(exports: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`recon ARGS` in a shell that first ran `exports`, as a person pasting them would."""
+    script = "\n".join([*exports, 'exec "$0" -m recon "$@"'])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+    return subprocess.run(
+        ["bash", "-c", script, sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_run_inside_the_demo_window_with_the_exports_the_demo_prints(tmp_path: Path) -> None:
+    """After `make demo`, `recon run` over three days of its window replays what the demo stored:
+    exit 0, nothing quarantined, and the chain (keyed with the demo's key) still verifies."""
+    env = {"RECON_DATA_DIR": str(tmp_path / "var")}
+    demo = run_process("demo", "--no-ui", env=env)
+    assert demo.returncode == 0, demo.stderr
+    exports = demo_exports(demo.stdout)
+    names = {line.removeprefix("export ").split("=", 1)[0] for line in exports}
+    assert {"RECON_DATABASE_URL", "RECON_SECRET_AUDIT_CHAIN_KEY"} <= names, demo.stdout
+    chain_key = (tmp_path / "var" / "demo" / "sandbox" / "audit-chain-key").read_text().strip()
+    assert chain_key not in demo.stdout  # the demo prints how to read the key, not the key
+    quarantined_before = quarantined_rows(tmp_path / "var" / "demo")
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = today - dt.timedelta(days=45), today - dt.timedelta(days=43)
+    result = in_shell(
+        exports, "run", "--tenant", "demo", "--from", start.isoformat(), "--to", end.isoformat()
+    )
+    assert result.returncode == 0, result.stderr
+    listed = in_shell(exports, "runs", "list", "--tenant", "demo", "--json", "--limit", "1")
+    assert listed.returncode == 0, listed.stderr
+    (latest,) = json.loads(listed.stdout)
+    assert latest["status"] == "completed"
+    assert (latest["window_from"], latest["window_to"]) == (start.isoformat(), end.isoformat())
+    sources = latest["counts"]["sources"]
+    assert sources and all(figures["replayed"] for figures in sources.values()), sources
+    quarantined = {name: figures["quarantined"] for name, figures in sources.items()}
+    assert quarantined == dict.fromkeys(sources, 0)
+    assert quarantined_rows(tmp_path / "var" / "demo") == quarantined_before
+    assert sum(figures["loaded"] for figures in sources.values()) > 0
+    verify = in_shell(exports, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert verify_count(verify.stdout, "demo") == audit_rows(tmp_path / "var" / "demo", "demo")
 
 
 @pytest.mark.postgres
