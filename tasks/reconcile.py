@@ -204,18 +204,24 @@ def build_frames(
     }
     line_rows: list[dict[str, str]] = []
     known = {row["transaction_id"] for row in txn_rows}
+    lines_of: dict[str, list[dict[str, str]]] = defaultdict(list)
+    cut = set()  # payouts with a line this window does not decide: not broken down here
     for line in session.scalars(select(PayoutLine).order_by(PayoutLine.id)):
         if line.payout_id not in payout_ids:
             continue
         source = "gocardless" if line.source == "gocardless_payments" else line.source
         line_ref = ref_of.get((source, line.transaction_id))
         if line_ref is None or line_ref not in known:
+            cut.add(line.payout_id)
             continue
-        line_rows.append({"payout_id": line.payout_id, "transaction_id": line_ref})
+        lines_of[line.payout_id].append({"payout_id": line.payout_id, "transaction_id": line_ref})
         if line.transaction_id in fee_refs:
-            line_rows.append(
+            lines_of[line.payout_id].append(
                 {"payout_id": line.payout_id, "transaction_id": fee_refs[line.transaction_id]}
             )
+    for payout_id, rows in lines_of.items():
+        if payout_id not in cut:
+            line_rows += rows
     payout_rows = [
         {
             "payout_id": p.payout_id,

@@ -130,13 +130,20 @@ def test_a_sequence_of_windows_loads_what_one_clean_run_over_their_union_loads(
     assert_same(after_sequence(name, pipeline), expected, DATA)
 
 
-@pytest.mark.xfail(
+# Judgements the engine makes only well inside the money it sees (a WHMCS payment with no money
+# behind it, a payout with no bank credit) are never made by week-long periods whose edges cut
+# their margins; one run over the month makes them.
+EDGE_JUDGED = pytest.mark.xfail(
     strict=True,
-    reason="the engine re-scores payments it sees again in a sub-window and opens payout "
-    "shortfalls for payouts cut by the window (issue 9: split windows drift, exceptions churn; "
-    "tasks/reconcile.py)",
+    reason="unbacked_payment and payout_missing are judged only recorded_window_days / "
+    "payout_days_after inside a run's bank days, which 7-day periods never reach (issue 9)",
 )
-@pytest.mark.parametrize("name", list(SEQUENCES))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=EDGE_JUDGED) if n.startswith("backfill") else n for n in SEQUENCES],
+)
 def test_a_sequence_of_windows_decides_what_one_clean_run_over_their_union_decides(
     name: str, pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
