@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from recon.cli.context import console, runtime
-from recon.cli.run import parse_day
+from recon.cli.run import parse_day, run_flow
 from recon.errors import ConfigError, ReconError
 
 DEPLOYMENT = "backfill/backfill"  # flow name / deployment name, as in prefect.yaml
@@ -144,7 +144,8 @@ def _locally(
         poller = threading.Thread(target=poll, name="backfill-progress", daemon=True)
         poller.start()
         try:
-            result = backfill(
+            result = run_flow(
+                backfill,
                 tenant=tenant,
                 date_from=start,
                 date_to=end,

@@ -19,7 +19,7 @@ def demo_command(
     from connectors.runtime import Runtime
     from flows.reconcile import reconcile
     from recon.cli import doctor
-    from recon.cli.run import print_summary
+    from recon.cli.run import print_summary, run_flow
     from recon.demo import (
         DEMO_DAYS,
         DEMO_TENANT,
@@ -60,7 +60,7 @@ def demo_command(
         start = today - dt.timedelta(days=DEMO_DAYS - 1)
         local_prefect_api()  # Prefect's temporary server, stopped with this process
         with console.status(f"reconciling {DEMO_TENANT} {start}..{today}"):
-            result = reconcile(tenant=DEMO_TENANT, date_from=start, date_to=today)
+            result = run_flow(reconcile, tenant=DEMO_TENANT, date_from=start, date_to=today)
         print_summary(result)
     console.print(
         "to run `recon` on the demo's database afterwards (e.g. `recon run --tenant demo` inside "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.table import Table
@@ -14,6 +15,22 @@ from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.money import format_amount
 from recon.tenant_admin import active_tenant
+
+HEARTBEAT_SECONDS = 30
+"""How often a flow run started here sends a heartbeat: what prefect.yaml sets for deployments
+(Prefect's minimum). automations/zombie-flow-runs.yaml crashes a run silent for 3 of them; with
+Prefect's default (180 s) an ad hoc run on a shared server would be crashed while still working."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def run_flow(flow: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call a flow here with the heartbeat frequency the deployments use."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}):
+        return flow(*args, **kwargs)
 
 
 def parse_day(value: str, option: str) -> dt.date:
@@ -84,7 +101,12 @@ def run_command(
 
     local_prefect_api()
     with console.status(f"reconciling {tenant} {start}..{end}", spinner="dots"):
-        result = reconcile(
-            tenant=tenant, date_from=start, date_to=end, sources=source or None, refetch=refetch
+        result = run_flow(
+            reconcile,
+            tenant=tenant,
+            date_from=start,
+            date_to=end,
+            sources=source or None,
+            refetch=refetch,
         )
     print_summary(result)

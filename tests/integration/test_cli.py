@@ -398,3 +398,40 @@ def test_upgrade_and_status_name_tables_without_a_version(tmp_path: Path) -> Non
         assert len(lines) == 1 and "Traceback" not in result.stderr, (command, result.stderr)
         assert "tables of this schema" in lines[0] and "no migration revision" in lines[0]
     assert not (tmp_path / "var" / "backups").exists()  # nothing to back up before refusing
+
+
+def test_flows_started_by_the_cli_heartbeat_as_often_as_the_deployments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`recon run`/`backfill`/`demo` call their flow through run_flow: a flow run there sends
+    heartbeats every 30 s, as prefect.yaml sets for deployments, even when this process's Prefect
+    settings say otherwise (180 s, Prefect's default), so the zombie automation (3 missed
+    heartbeats) never crashes a working ad hoc run on a shared server."""
+    import yaml
+    from prefect import flow
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    from recon.cli.run import HEARTBEAT_SECONDS, run_flow
+
+    root = Path(__file__).resolve().parents[2]
+    project = yaml.safe_load((root / "prefect.yaml").read_text())
+    pool_env = project["definitions"]["work_pools"]["process"]["job_variables"]["env"]
+    assert int(pool_env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]) == HEARTBEAT_SECONDS
+
+    @flow(name="heartbeat-probe")
+    def probe() -> int | None:
+        return get_current_settings().flows.heartbeat_frequency  # what the engine beats by
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with (
+        prefect_test_harness(server_startup_timeout=60),  # a real, temporary Prefect server
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}),
+    ):
+        assert probe() == 180  # a flow called directly keeps the process's setting
+        assert run_flow(probe) == HEARTBEAT_SECONDS
+        assert get_current_settings().flows.heartbeat_frequency == 180  # only for that flow
