@@ -47,6 +47,7 @@ WRITE_BACK: dict[str, bool] = {
     "name_amount": True,
     "name_amount_initials": True,
     "name_amount_single": True,
+    "name_amount_overdue": True,
     "name_subset_sum": True,
     "ref_fee": True,
     "name_amount_shared": True,
