@@ -15,12 +15,14 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from recon.errors import SecretUnavailableError
 from recon.redaction import register_secret
 from recon.settings import Settings
-from recon.tenants import TenantSettings
+
+if TYPE_CHECKING:  # the tenant model loads the storage layer; only its type is needed here
+    from recon.tenants import TenantSettings
 
 
 class Scope(StrEnum):
