@@ -129,6 +129,7 @@ async def _load(url: str, rate: float, duration: float, keys: dict[str, str]) ->
     rng = random.Random(11)
     total = int(rate * duration)
     latencies: list[float] = []
+    by_minute: dict[int, list[float]] = {}
     errors: dict[str, int] = {}
     sent: list[tuple[str, bytes, dict[str, str]]] = []
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
@@ -145,7 +146,9 @@ async def _load(url: str, rate: float, duration: float, keys: dict[str, str]) ->
                     errors[kind] = errors.get(kind, 0) + 1
             except httpx.HTTPError as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            latencies.append(time.perf_counter() - due)
+            latency = time.perf_counter() - due
+            latencies.append(latency)
+            by_minute.setdefault(int((due - start) // 60), []).append(latency)
 
         tasks = []
         start = time.perf_counter()
@@ -170,8 +173,8 @@ async def _load(url: str, rate: float, duration: float, keys: dict[str, str]) ->
         elapsed = time.perf_counter() - start
     latencies.sort()
 
-    def pct(p: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+    def pct(p: float, values: list[float] = latencies) -> float:
+        return round(1000 * values[min(len(values) - 1, int(p * len(values)))], 1)
 
     return {
         "requests": total,
@@ -186,6 +189,7 @@ async def _load(url: str, rate: float, duration: float, keys: dict[str, str]) ->
             "max": round(1000 * latencies[-1], 1),
             "mean": round(1000 * statistics.fmean(latencies), 1),
         },
+        "p99_ms_by_minute": [pct(0.99, sorted(v)) for _, v in sorted(by_minute.items())],
     }
 
 
@@ -193,6 +197,17 @@ def _resign(body: bytes, secret: str) -> dict[str, str]:
     from recon.webhooks.signatures import stripe_signature_header
 
     return {"Stripe-Signature": stripe_signature_header(body, secret, int(time.time()))}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children that have exited."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round(sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK"), 1)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def _rss_mb(pid: int) -> float:
@@ -257,8 +272,17 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)  # let uvicorn start listening
             url = f"http://{LOOPBACK}:{port}"
             rss_before = _rss_mb(server.pid)
+            prefect = _children(server.pid)
+            cpu_before = [_cpu_seconds(p) for p in [server.pid, *prefect]]
             figures = asyncio.run(_load(url, args.rate, args.duration, keys))
+            cpu_after = [_cpu_seconds(p) for p in [server.pid, *prefect]]
             figures["server_rss_mb"] = {"before": rss_before, "after": _rss_mb(server.pid)}
+            figures["cpu_s_during_load"] = {
+                "receiver": round(cpu_after[0] - cpu_before[0], 1),
+                "prefect_api": round(sum(cpu_after[1:]) - sum(cpu_before[1:]), 1),
+            }
+            figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+            figures["cores"] = os.cpu_count()
             drain_start = time.monotonic()
             while True:
                 stored, processed, _ = _outbox(database)

@@ -35,6 +35,7 @@ BATCH_SIZE = 50
 MAX_BACKOFF_SECONDS = 300.0
 POLL_SECONDS = 2.0
 MAX_PAUSE_SECONDS = 30.0
+LINGER_SECONDS = 0.25
 
 
 class EventSink(Protocol):
@@ -205,5 +206,7 @@ class Emitter:
             failures = failures + 1 if result.failed else 0
             if failures:  # Prefect (or the database) is down: new deliveries do not wake us
                 self._stop.wait(min(_backoff(failures).total_seconds(), MAX_PAUSE_SECONDS))
-            elif result.emitted < BATCH_SIZE:  # else there may be more: go on at once
-                self._wake.wait(self._poll)
+            # a full batch may leave more: go on at once; else wait for a delivery (or the poll),
+            # then linger a moment so that one pass takes the whole burst
+            elif result.emitted < BATCH_SIZE and self._wake.wait(self._poll):
+                self._stop.wait(LINGER_SECONDS)
