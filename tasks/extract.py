@@ -274,9 +274,10 @@ def served_batches(
     grace = dt.timedelta(days=ctx.validation.grace_days)
     first, last = window[0] - grace, window[1] + grace
     cut = [restrict(b, first, last) for b in batches]
-    payouts = next((b for b in cut if b.dataset.name == "payouts"), None)
+    pairs = [(whole, part) for whole, part in zip(batches, cut, strict=True)]
+    payouts = next(((w, p) for w, p in pairs if w.dataset.name == "payouts"), None)
     return [
-        restrict_lines(b, payouts) if b.dataset.name == "payout_lines" and payouts else b
+        restrict_lines(b, *payouts) if b.dataset.name == "payout_lines" and payouts else b
         for b in cut
     ]
 

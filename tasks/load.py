@@ -393,13 +393,20 @@ def restrict(batch: Batch, first: dt.date, last: dt.date) -> Batch:
     return Batch(batch.provider, batch.dataset, rows.reset_index(drop=True), rejects)
 
 
-def restrict_lines(lines: Batch, payouts: Batch) -> Batch:
-    """Payout lines of the payouts a restricted payouts batch kept (and lines' rejects whole)."""
+def restrict_lines(lines: Batch, payouts: Batch, cut: Batch) -> Batch:
+    """Payout lines less those of the payouts that `cut` (the payouts batch restricted to some
+    days) left out of `payouts` (the whole batch). A line whose payout is not among the
+    payouts' rows at all (quarantined, or listed on another page) is kept, as a fresh load of
+    the window keeps it; lines' rejects are kept whole."""
     if lines.rows.empty:
         return lines
-    kept = set(zip(payouts.rows["source"], payouts.rows["payout_id"], strict=True))
+
+    def keys(batch: Batch) -> set[tuple[Any, Any]]:
+        return set(zip(batch.rows["source"], batch.rows["payout_id"], strict=True))
+
+    dropped = keys(payouts) - keys(cut)
     mask = [
-        (source, payout) in kept
+        (source, payout) not in dropped
         for source, payout in zip(lines.rows["source"], lines.rows["payout_id"], strict=True)
     ]
     return Batch(
