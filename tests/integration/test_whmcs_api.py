@@ -25,6 +25,7 @@ from connectors.whmcs import (
     WhmcsClient,
     WhmcsDataError,
     WhmcsPaymentConflictError,
+    WhmcsPaymentRefusedError,
 )
 from recon.money import to_minor
 from tests.integration.whmcs_fixtures import (
@@ -423,7 +424,8 @@ def test_payments_whmcs_refuses_or_that_conflict(
     invoices, _ = whmcs_seed
     cancelled = int(invoices[invoices["status"] == "Cancelled"]["invoice_id"].iloc[0])
     currency = invoices.set_index("invoice_id").loc[cancelled, "currency"]
-    with pytest.raises(ProviderRejectedError, match="invoice that is Cancelled"):
+    # WHMCS's refusal of one payment is that payment's failure, not the whole run's.
+    with pytest.raises(WhmcsPaymentRefusedError, match="invoice that is Cancelled"):
         whmcs_client.add_invoice_payment(
             cancelled, "ch_c", 100, currency, 0, "stripe", date(2025, 3, 1)
         )
