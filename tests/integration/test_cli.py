@@ -333,6 +333,15 @@ def test_a_run_inside_the_demo_window_with_the_exports_the_demo_prints(tmp_path:
     verify = in_shell(exports, "audit", "verify")
     assert verify.returncode == 0, verify.stderr
     assert verify_count(verify.stdout, "demo") == audit_rows(tmp_path / "var" / "demo", "demo")
+    # `make demo` again in that shell still uses the demo's own database and chain key
+    shell = [f"export RECON_DATA_DIR={tmp_path / 'var'}", *exports]
+    again = in_shell(shell, "demo", "--no-ui")
+    assert again.returncode == 0, again.stderr
+    assert "database at head" in again.stdout
+    assert not (tmp_path / "var" / "sandbox").exists()  # no second chain key was made
+    verify = in_shell(exports, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert verify_count(verify.stdout, "demo") == audit_rows(tmp_path / "var" / "demo", "demo")
 
 
 @pytest.mark.postgres
