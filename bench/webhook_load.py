@@ -58,14 +58,14 @@ class _Server(uvicorn.Server):
 
 def _serve(database: Path, port_file: Path, prefect_url: str | None) -> None:
     """Child process: migrate, register the tenant, serve the receiver until SIGTERM."""
+    from apps.webhooks.app import ReceiverConfig, build_receiver
+    from apps.webhooks.prefect_events import PrefectEventSink
     from connectors.vault import secret_resolver
     from recon.db import migrate
     from recon.db.engine import make_engine
     from recon.db.tenancy import admin_session
     from recon.settings import Settings
     from recon.tenants import TenantSettings, add_tenant
-    from recon.webhooks.app import ReceiverConfig, build_receiver
-    from recon.webhooks.prefect_events import PrefectEventSink
 
     engine = make_engine(f"sqlite:///{database}")
     migrate.upgrade(engine)
@@ -92,7 +92,7 @@ def _serve(database: Path, port_file: Path, prefect_url: str | None) -> None:
 
 
 def _stripe(event_id: str, now: int, secret: str) -> tuple[str, bytes, dict[str, str]]:
-    from recon.webhooks.signatures import stripe_signature_header
+    from apps.webhooks.signatures import stripe_signature_header
 
     body = json.dumps(
         {
@@ -106,7 +106,7 @@ def _stripe(event_id: str, now: int, secret: str) -> tuple[str, bytes, dict[str,
 
 
 def _gocardless(event_id: str, secret: str) -> tuple[str, bytes, dict[str, str]]:
-    from recon.webhooks.signatures import gocardless_signature
+    from apps.webhooks.signatures import gocardless_signature
 
     body = json.dumps(
         {
@@ -194,7 +194,7 @@ async def _load(url: str, rate: float, duration: float, keys: dict[str, str]) ->
 
 
 def _resign(body: bytes, secret: str) -> dict[str, str]:
-    from recon.webhooks.signatures import stripe_signature_header
+    from apps.webhooks.signatures import stripe_signature_header
 
     return {"Stripe-Signature": stripe_signature_header(body, secret, int(time.time()))}
 

@@ -29,9 +29,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from apps.webhooks.signatures import stripe_signature_header
 from flows.backfill import periods
 from recon.db.engine import make_engine
-from recon.webhooks.signatures import stripe_signature_header
 from tests.e2e.conftest import TenantDatabase, failed
 from tests.e2e.helpers import (
     POOL,

@@ -178,7 +178,7 @@ def test_apply_command_dry_run_then_apply(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from recon.cli.main import main
+    from apps.cli.main import main
     from tests.integration.whmcs_fixtures import API_SECRET, IDENTIFIER
 
     engine, owner = engines

@@ -112,7 +112,7 @@ def _recon_apply(url: str, cwd: Path) -> subprocess.Popen[str]:
         "RECON_SECRET_ACME__WHMCS_API_SECRET": API_SECRET,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "recon", "apply", "--tenant", TENANT],
+        [sys.executable, "-m", "apps", "apply", "--tenant", TENANT],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

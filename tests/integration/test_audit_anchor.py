@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from apps.cli.main import main
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.vault import VaultState
 from recon import audit
-from recon.cli.main import main
 from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import SecretUnavailableError
 from recon.secrets import AUDIT_CHAIN_KEY

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from recon.cli.automations import load_automations
-from recon.cli.main import main
+from apps.cli.automations import load_automations
+from apps.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOMBIES = ROOT / "automations" / "zombie-flow-runs.yaml"

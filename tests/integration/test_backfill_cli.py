@@ -15,11 +15,11 @@ from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import Engine, text
 
+from apps.cli.backfill import DEPLOYMENT, deployment_parameters
+from apps.cli.main import main
 from connectors.sandbox.serve import run_in_thread
 from connectors.sandbox.world import SandboxWorld, world_ending
 from flows.backfill import backfill, periods
-from recon.cli.backfill import DEPLOYMENT, deployment_parameters
-from recon.cli.main import main
 from recon.db import migrate
 from recon.db.engine import make_engine
 from recon.db.tenancy import admin_session

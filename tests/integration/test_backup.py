@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from recon.cli.main import main
+from apps.cli.main import main
 from recon.db import migrate
 from recon.db.backup import BackupError, backup_database
 from recon.db.engine import make_engine

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.cli.main import main
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.vault import VaultState
-from recon.cli.main import main
 from recon.db import migrate
 from recon.errors import SchemaNotAtHeadError
 
@@ -30,7 +30,7 @@ def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "recon", *args],
+        [sys.executable, "-m", "apps", *args],
         env=full_env,
         capture_output=True,
         text=True,
@@ -425,7 +425,7 @@ def test_flows_started_by_the_cli_heartbeat_as_often_as_the_deployments(
     )
     from prefect.testing.utilities import prefect_test_harness
 
-    from recon.cli.run import HEARTBEAT_SECONDS, run_flow
+    from apps.cli.run import HEARTBEAT_SECONDS, run_flow
 
     root = Path(__file__).resolve().parents[2]
     project = yaml.safe_load((root / "prefect.yaml").read_text())

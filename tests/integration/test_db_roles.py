@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from recon.cli.main import main
+from apps.cli.main import main
 from recon.db import migrate
 from recon.db.engine import make_engine
 from recon.db.roles import application_role_problem, check_application_role

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from apps.demo import prepare_database
 from connectors.runtime import Runtime
 from recon.db import migrate
 from recon.db.engine import make_engine
 from recon.db.models import Base
-from recon.demo import prepare_database
 from recon.errors import UnversionedSchemaError
 from recon.settings import Settings
 
@@ -36,7 +36,7 @@ def _interrupt(conn, cursor, statement, parameters, context, executemany):
         if created == at:
             os.kill(os.getpid(), sig)
 
-from recon.cli.main import main
+from apps.cli.main import main
 sys.exit(main(["demo", "--no-ui"]))
 """
 
@@ -77,7 +77,7 @@ def test_a_demo_interrupted_during_its_first_migration_runs_again(tmp_path: Path
         assert revision in (None, migrate.head_revision()), (sig.name, revision, tables)
         assert tables == (set() if revision is None else set(Base.metadata.tables)), sig.name
     again = subprocess.run(
-        [sys.executable, "-m", "recon", "demo", "--no-ui"],
+        [sys.executable, "-m", "apps", "demo", "--no-ui"],
         env=_env(tmp_path),
         cwd=tmp_path,
         capture_output=True,

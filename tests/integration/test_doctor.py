@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.cli.main import main
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.vault import VaultState
-from recon.cli.main import main
 
 GLOBAL = {"ui_cookie_secret": "c" * 32, "audit_export_signing_key": "k" * 32}
 CHAIN = {"audit_chain_key": "a" * 32}

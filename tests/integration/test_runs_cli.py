@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from recon.cli.main import main
+from apps.cli.main import main
 from recon.db.tenancy import admin_session
 from recon.locks import tenant_lock
 from recon.tenants import TenantSettings, add_tenant
@@ -166,7 +166,7 @@ def test_json_through_the_installed_entry_point(sqlite_engine: Engine, sqlite_ur
     env = dict(os.environ)
     env["RECON_DATABASE_URL"] = sqlite_url
     result = subprocess.run(
-        [sys.executable, "-m", "recon", "runs", "list", "--tenant", "acme", "--json"],
+        [sys.executable, "-m", "apps", "runs", "list", "--tenant", "acme", "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
+from apps.cli.main import main
+from apps.cli.sandbox import apply_fault, parse_fault
 from connectors.gocardless import ConsentExpiredError, GoCardlessClient, parse_transactions
 from connectors.gocardless_payments import GoCardlessPaymentsClient
 from connectors.http import HttpPolicy
@@ -41,8 +43,6 @@ from connectors.sandbox.world import (
 from connectors.stripe import StripeClient
 from connectors.vault import secret_resolver
 from connectors.whmcs import WhmcsClient
-from recon.cli.main import main
-from recon.cli.sandbox import apply_fault, parse_fault
 from recon.errors import ConfigError
 from recon.money import to_minor
 from recon.secrets import required_for_tenant
@@ -532,7 +532,7 @@ def _spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
     env["RECON_DATA_DIR"] = str(tmp_path / "var")
     return subprocess.Popen(
-        [sys.executable, "-m", "recon", "sandbox", "serve", *args],
+        [sys.executable, "-m", "apps", "sandbox", "serve", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -15,17 +15,17 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
+from apps.cli.main import main
+from apps.webhooks.app import ReceiverConfig, build_receiver
+from apps.webhooks.signatures import stripe_signature_header
 from connectors.sandbox.serve import run_in_thread
 from flows.reconcile import reconcile
-from recon.cli.main import main
 from recon.db.models import AuditEntry, Tenant, WebhookEvent
 from recon.db.tenancy import admin_session, tenant_session
 from recon.secrets import STRIPE_WEBHOOK_SECRET, SecretResolver, env_var_name
 from recon.settings import Settings
 from recon.tenant_admin import TenantDisabledError
 from recon.tenants import GoCardlessSettings, TenantSettings, add_tenant
-from recon.webhooks.app import ReceiverConfig, build_receiver
-from recon.webhooks.signatures import stripe_signature_header
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from apps.cli.main import main
 from connectors.sandbox.app import build_app
 from connectors.sandbox.serve import run_in_thread
 from connectors.sandbox.vault import VaultState
-from recon.cli.main import main
 from recon.db.engine import make_engine
 from recon.db.models import AuditEntry, Run, Tenant
 from recon.errors import ConfigError

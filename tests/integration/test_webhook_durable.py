@@ -16,16 +16,16 @@ from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import Engine, select
 
+from apps.webhooks.app import ReceiverConfig, build_receiver
+from apps.webhooks.prefect_events import PrefectEventSink, event_id_of
+from apps.webhooks.signatures import stripe_signature_header
+from apps.webhooks.translate import ReconcileRequest
 from connectors.sandbox.serve import run_in_thread
 from recon.db.models import WebhookEvent
 from recon.db.tenancy import admin_session, tenant_session
 from recon.secrets import STRIPE_WEBHOOK_SECRET, SecretResolver, env_var_name
 from recon.settings import Settings
 from recon.tenants import TenantSettings, add_tenant
-from recon.webhooks.app import ReceiverConfig, build_receiver
-from recon.webhooks.prefect_events import PrefectEventSink, event_id_of
-from recon.webhooks.signatures import stripe_signature_header
-from recon.webhooks.translate import ReconcileRequest
 
 SECRET = "whsec_durable_test_5678"
 TIMEOUT = 60.0

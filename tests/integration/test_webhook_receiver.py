@@ -13,6 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
+from apps.webhooks.app import MAX_BODY_BYTES, ReceiverConfig, build_receiver
+from apps.webhooks.outbox import emit_pending
+from apps.webhooks.signatures import gocardless_signature, stripe_signature_header
+from apps.webhooks.translate import ReconcileRequest
 from connectors.sandbox.serve import run_in_thread
 from recon.db.models import WebhookEvent
 from recon.db.tenancy import admin_session, tenant_session
@@ -24,10 +28,6 @@ from recon.secrets import (
 )
 from recon.settings import Settings
 from recon.tenants import TenantSettings, add_tenant
-from recon.webhooks.app import MAX_BODY_BYTES, ReceiverConfig, build_receiver
-from recon.webhooks.outbox import emit_pending
-from recon.webhooks.signatures import gocardless_signature, stripe_signature_header
-from recon.webhooks.translate import ReconcileRequest
 
 STRIPE_SECRET = "whsec_receiver_test_1234"
 GC_SECRET = "gc-endpoint-secret-5678"

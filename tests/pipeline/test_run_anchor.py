@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from apps.cli.main import main
 from recon import audit
-from recon.cli.main import main
 from tests.pipeline.conftest import AS_OF, TENANT, Pipeline
 
 

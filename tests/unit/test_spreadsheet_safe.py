@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
-from recon.cli.main import main
+from apps.cli.main import main
 from recon.spreadsheet_safe import safe_cell, safe_frame, safe_table
 
 FORMULAS = (

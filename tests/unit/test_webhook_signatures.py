@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recon.webhooks.signatures import (
+from apps.webhooks.signatures import (
     SignatureError,
     gocardless_signature,
     stripe_signature_header,

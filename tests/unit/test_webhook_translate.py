@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from recon.webhooks.translate import gocardless_events, reconcile_request, stripe_events
+from apps.webhooks.translate import gocardless_events, reconcile_request, stripe_events
 
 
 def stripe(created: object, event_id: object = "evt_1") -> dict[str, object]:

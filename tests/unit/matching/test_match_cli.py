@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from apps.cli.match import match_command
 from connectors.sandbox.synth import SynthConfig, generate
-from recon.cli.match import match_command
 from recon.errors import ConfigError, InputFileError, ReconError
 from recon.matching.audit import CONFIRMATIONS
 from recon.matching.frames import ALLOCATION_COLUMNS, EXCEPTION_COLUMNS, EXCEPTION_KINDS

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from recon.cli.match import match_command
+from apps.cli.match import match_command
 
 app = typer.Typer()
 app.command("match")(match_command)

@@ -12,7 +12,7 @@ the server lives on, reparented, about 200 MB each time, with the command's flow
   temporary directory that it removes when it exits, so nothing of a killed command's flow
   runs stays behind as `RUNNING`; the command's own record of a run is the `runs` table.
 
-The server side is this module's `main`, run as `python -m recon.prefect_server`.
+The server side is this module's `main`, run as `python -m apps.prefect_server`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _guarded_server_class() -> type[Any]:
     from prefect.server.api.server import SubprocessASGIServer
 
     class GuardedASGIServer(SubprocessASGIServer):
-        """The temporary server, run by `python -m recon.prefect_server` with a lifeline."""
+        """The temporary server, run by `python -m apps.prefect_server` with a lifeline."""
 
         _lifeline: int | None = None
         _state_dir: str | None = None
@@ -94,7 +94,7 @@ def _guarded_server_class() -> type[Any]:
             try:
                 process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                     [
-                        sys.executable, "-m", "recon.prefect_server",
+                        sys.executable, "-m", "apps.prefect_server",
                         str(read_end), state_dir,
                         "--app-dir", str(prefect.__module_path__.parent),
                         "--factory", "prefect.server.api.server:create_app",
@@ -159,7 +159,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m recon.prefect_server LIFELINE_FD STATE_DIR UVICORN_ARGS...`."""
+    """`python -m apps.prefect_server LIFELINE_FD STATE_DIR UVICORN_ARGS...`."""
     lifeline, state_dir, uvicorn_args = int(argv[0]), argv[1], argv[2:]
     watcher = threading.Thread(
         target=_watch, args=(lifeline, state_dir), name="lifeline", daemon=True

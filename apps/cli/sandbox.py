@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recon.cli.context import runtime
+from apps.cli.context import runtime
 from recon.errors import ConfigError
 from recon.tenants import validate_tenant_id
 

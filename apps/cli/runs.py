@@ -9,7 +9,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from recon.cli.context import console, runtime
+from apps.cli.context import console, runtime
 from recon.redaction import redact
 
 if TYPE_CHECKING:

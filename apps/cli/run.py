@@ -10,7 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.table import Table
 
-from recon.cli.context import console, runtime
+from apps.cli.context import console, runtime
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.money import format_amount
@@ -96,8 +96,8 @@ def run_command(
     from recon.audit import resolve_chain_key
 
     resolve_chain_key(rt.secrets)  # stop before Prefect starts when the audit key is missing
+    from apps.prefect_server import local_prefect_api
     from flows.reconcile import reconcile
-    from recon.prefect_server import local_prefect_api
 
     local_prefect_api()
     with console.status(f"reconciling {tenant} {start}..{end}", spinner="dots"):

@@ -9,13 +9,13 @@ from typing import Annotated
 
 import typer
 
-from recon.cli import audit, automations, db, runs, sandbox, tenant, webhooks
-from recon.cli.apply import apply_command
-from recon.cli.backfill import backfill_command
-from recon.cli.context import err_console, reset_runtime, runtime
-from recon.cli.demo import demo_command
-from recon.cli.match import match_command
-from recon.cli.run import run_command
+from apps.cli import audit, automations, db, runs, sandbox, tenant, webhooks
+from apps.cli.apply import apply_command
+from apps.cli.backfill import backfill_command
+from apps.cli.context import err_console, reset_runtime, runtime
+from apps.cli.demo import demo_command
+from apps.cli.match import match_command
+from apps.cli.run import run_command
 from recon.errors import ConfigError, ReconError
 from recon.logs import configure_logging, remove_handler
 from recon.redaction import redact
@@ -39,7 +39,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(automations.app, name="automations")
 app.add_typer(runs.app, name="runs")
 
-log = logging.getLogger("recon.cli")
+log = logging.getLogger("apps.cli")
 INTERRUPTED = 130
 
 
@@ -90,7 +90,7 @@ def _names_recon_error(message: str) -> bool:
 @app.command("doctor")
 def doctor_command() -> None:
     """Check the database is at head, Vault is reachable and every needed secret resolves."""
-    from recon.cli import doctor
+    from apps.cli import doctor
 
     doctor.doctor(runtime())
 

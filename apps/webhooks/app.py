@@ -6,7 +6,7 @@ any tenant lookup or signature work. Every delivery is then verified against the
 secret (from the secrets layer) before its content is read. An unknown tenant, a tenant without
 webhooks, a tenant without a secret and a bad signature get the same answer (Stripe: 400,
 GoCardless: 498, one body), so the endpoint does not tell which tenants exist. Verified events are
-committed to `webhook_events` before the 200 (see `recon.webhooks.outbox`), and the receiver's
+committed to `webhook_events` before the 200 (see `apps.webhooks.outbox`), and the receiver's
 emitter hands them to Prefect until Prefect takes them, across restarts.
 """
 
@@ -29,6 +29,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apps.webhooks.outbox import Emitter, EventSink, store_events
+from apps.webhooks.signatures import SignatureError, verify_gocardless, verify_stripe
+from apps.webhooks.translate import ProviderEvent, gocardless_events, stripe_events
 from recon.db.models import Tenant
 from recon.db.tenancy import admin_session
 from recon.errors import ReconError
@@ -39,11 +42,8 @@ from recon.secrets import (
     SecretSpec,
 )
 from recon.tenants import TENANT_ID_PATTERN, parse_settings
-from recon.webhooks.outbox import Emitter, EventSink, store_events
-from recon.webhooks.signatures import SignatureError, verify_gocardless, verify_stripe
-from recon.webhooks.translate import ProviderEvent, gocardless_events, stripe_events
 
-log = logging.getLogger("recon.webhooks")
+log = logging.getLogger("apps.webhooks")
 
 MAX_BODY_BYTES = 1024 * 1024
 GOCARDLESS_INVALID_SIGNATURE = 498  # what GoCardless asks receivers to answer
@@ -58,7 +58,7 @@ __all__ = ["MAX_BODY_BYTES", "EventSink", "ReceiverConfig", "build_receiver", "h
 class ReceiverConfig:
     """What the receiver needs: the database, the secrets, the sink and a clock.
 
-    `run_emitter=False` leaves emitting to the caller (`recon.webhooks.outbox.emit_pending`)."""
+    `run_emitter=False` leaves emitting to the caller (`apps.webhooks.outbox.emit_pending`)."""
 
     engine: Engine
     secrets: SecretResolver

@@ -23,13 +23,13 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, Engine, Table, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from apps.webhooks.translate import ProviderEvent, ReconcileRequest, reconcile_request
 from recon.db.base import utcnow
 from recon.db.models import Tenant, WebhookEvent
 from recon.db.tenancy import admin_session, tenant_session
 from recon.tenants import parse_settings
-from recon.webhooks.translate import ProviderEvent, ReconcileRequest, reconcile_request
 
-log = logging.getLogger("recon.webhooks")
+log = logging.getLogger("apps.webhooks")
 
 BATCH_SIZE = 50
 MAX_BACKOFF_SECONDS = 300.0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recon.cli.context import console
+from apps.cli.context import console
 from recon.errors import ConfigError, InputFileError
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import httpx
 from prefect.events import Event
 
+from apps.webhooks.translate import RECONCILE_EVENT, ReconcileRequest
 from recon.errors import ReconError
-from recon.webhooks.translate import RECONCILE_EVENT, ReconcileRequest
 
 _EVENT_NAMESPACE = uuid.UUID("5b7cbd8e-4f4e-4b8a-9d55-3a2f6c1f0e11")
 EMIT_TIMEOUT_SECONDS = 10.0

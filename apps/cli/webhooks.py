@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from recon.cli.context import console, runtime
+from apps.cli.context import console, runtime
 from recon.errors import ConfigError
 
 app = typer.Typer(help="Provider webhooks (Stripe, GoCardless).", no_args_is_help=True)
@@ -27,8 +27,8 @@ def serve(
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
     """Serve POST /webhooks/stripe/{tenant} and /webhooks/gocardless/{tenant}."""
-    from recon.webhooks.app import ReceiverConfig, build_receiver
-    from recon.webhooks.prefect_events import PrefectEventSink
+    from apps.webhooks.app import ReceiverConfig, build_receiver
+    from apps.webhooks.prefect_events import PrefectEventSink
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recon.cli.context import console, runtime
+from apps.cli.context import console, runtime
 
 
 def demo_command(
@@ -16,11 +16,9 @@ def demo_command(
     ] = False,
 ) -> None:
     """Sandbox providers, a migrated SQLite database, the demo tenant and a 90-day run."""
-    from connectors.runtime import Runtime
-    from flows.reconcile import reconcile
-    from recon.cli import doctor
-    from recon.cli.run import print_summary, run_flow
-    from recon.demo import (
+    from apps.cli import doctor
+    from apps.cli.run import print_summary, run_flow
+    from apps.demo import (
         DEMO_DAYS,
         DEMO_TENANT,
         ensure_demo_tenant,
@@ -28,7 +26,9 @@ def demo_command(
         prepare_database,
         sandbox_environment,
     )
-    from recon.prefect_server import local_prefect_api
+    from apps.prefect_server import local_prefect_api
+    from connectors.runtime import Runtime
+    from flows.reconcile import reconcile
     from recon.tenants import TenantSettings
 
     base = runtime().settings

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recon.cli.context import console, current_actor, runtime
+from apps.cli.context import console, current_actor, runtime
 from recon.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:

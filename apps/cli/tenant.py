@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recon.cli.context import console, current_actor, runtime
+from apps.cli.context import console, current_actor, runtime
 from recon.errors import ConfigError, InputFileError
 
 app = typer.Typer(help="Tenants and their non-secret settings.", no_args_is_help=True)
@@ -149,7 +149,9 @@ def update(
     if not changes and name is None:
         raise ConfigError("nothing to change; give --set, --settings-file or --name")
     with admin_session(runtime().checked_admin_engine()) as session:
-        change = update_tenant(session, tenant_id, changes=changes, name=name, actor=current_actor())
+        change = update_tenant(
+            session, tenant_id, changes=changes, name=name, actor=current_actor()
+        )
     if not change.changed:
         console.print(f"tenant {tenant_id} unchanged")
         return

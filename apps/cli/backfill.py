@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from recon.cli.context import console, runtime
-from recon.cli.run import parse_day, run_flow
+from apps.cli.context import console, runtime
+from apps.cli.run import parse_day, run_flow
 from recon.errors import ConfigError, ReconError
 
 DEPLOYMENT = "backfill/backfill"  # flow name / deployment name, as in prefect.yaml
@@ -110,9 +110,9 @@ def _locally(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from apps.prefect_server import local_prefect_api
     from flows.backfill import backfill, periods
     from recon.db.base import utcnow
-    from recon.prefect_server import local_prefect_api
     from tasks.run_history import completed_windows
 
     engine = runtime().checked_engine()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recon.cli.context import console, err_console, runtime
+from apps.cli.context import console, err_console, runtime
 from recon.errors import SchemaNotAtHeadError
 
 app = typer.Typer(help="Database migrations, status and backups.", no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recon.cli.context import console, current_actor, runtime
+from apps.cli.context import console, current_actor, runtime
 from recon.errors import ConfigError
 
 

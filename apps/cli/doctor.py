@@ -8,8 +8,8 @@ from enum import StrEnum
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from apps.cli.context import console
 from connectors.runtime import Runtime
-from recon.cli.context import console
 from recon.db import migrate
 from recon.db.backup import backup_role_problem
 from recon.db.engine import describe_url

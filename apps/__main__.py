@@ -1,0 +1,5 @@
+"""`python -m apps` runs the CLI."""
+
+from apps.cli.main import entrypoint
+
+entrypoint()
