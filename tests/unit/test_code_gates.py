@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,28 @@ import pytest
 from recon.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_DIRS = ("recon", "connectors", "tasks", "flows", "ui", "expectations", "migrations", "bench")
+# Non-package code that ships beside the packages and must obey the same gates.
+EXTRA_DIRS = ("migrations", "bench")
 SECRET_WORDS = re.compile(r"(?i)(secret|token|password|passwd|api_?key|private_?key|signing_?key)")
 
 
+def _packages() -> list[str]:
+    """The project's real packages, as the wheel declares them (so a new one is gated too)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages: list[str] = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    return list(packages)
+
+
+def _app_dirs() -> list[str]:
+    """Every directory the gates scan: the declared packages, `ui` once it lands, and extras."""
+    dirs = [*_packages(), *EXTRA_DIRS]
+    if (ROOT / "ui").is_dir() and "ui" not in dirs:
+        dirs.append("ui")
+    return dirs
+
+
 def _app_files() -> Iterator[Path]:
-    for folder in APP_DIRS:
+    for folder in _app_dirs():
         yield from sorted((ROOT / folder).rglob("*.py"))
 
 
@@ -45,6 +62,37 @@ def _const_str(node: ast.AST | None) -> str | None:
 def test_the_gates_see_the_application_code() -> None:
     files = list(_app_files())
     assert any(p.name == "secrets.py" for p in files) and len(files) > 10
+
+
+def test_every_scanned_directory_exists_and_has_code() -> None:
+    """A gate over a missing or empty directory passes vacuously, so each one must hold code."""
+    dirs = _app_dirs()
+    assert {"apps", "recon", "connectors", "tasks", "flows", "expectations"} <= set(dirs)
+    _assert_each_holds_code(dirs)
+
+
+def _assert_each_holds_code(dirs: list[str]) -> None:
+    for folder in dirs:
+        assert (ROOT / folder).is_dir(), f"gated directory {folder}/ does not exist"
+        assert any((ROOT / folder).rglob("*.py")), f"gated directory {folder}/ holds no code"
+
+
+def test_a_gate_over_a_missing_directory_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declaring a package that is not there fails the existence gate (it is not skipped)."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.hatch.build.targets.wheel]\npackages = ["recon", "ghost"]\n'
+    )
+    for folder in ("recon", *EXTRA_DIRS):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.py").write_text("")
+    monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AssertionError, match="ghost"):
+        _assert_each_holds_code(_app_dirs())
+    with pytest.raises(AssertionError, match="empty"):
+        _assert_each_holds_code(["empty"])
 
 
 def test_no_create_all_outside_tests() -> None:
@@ -158,6 +206,9 @@ def test_the_gates_catch_what_they_are_for(
     snippet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each gate fails on a planted offender (so none of them passes vacuously)."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.hatch.build.targets.wheel]\npackages = ["recon"]\n'
+    )
     planted = tmp_path / "recon"
     planted.mkdir()
     (planted / "secrets.py").write_text(snippet)
