@@ -11,7 +11,6 @@ import inspect
 import itertools
 import logging
 import socket
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -175,23 +174,31 @@ def test_unreachable_address_fails_fast() -> None:
     url = closed_port_url()
     client = VaultClient(url, TokenAuth("t"), timeout=5.0)
 
-    started = time.monotonic()
     with pytest.raises(VaultUnreachableError) as caught:
         client.read(STRIPE)
 
-    assert time.monotonic() - started < 2.0
+    # Fast means refused at once, not waited out: the error is the refusal, not the 5 s timeout.
+    assert "could not be reached" in str(caught.value)
+    assert "did not answer" not in str(caught.value)
     assert url in str(caught.value)
     assert not client.is_reachable()
 
 
-def test_silent_vault_times_out_within_the_budget(silent_server: str) -> None:
-    client = VaultClient(silent_server, TokenAuth("t"), timeout=0.3)
+def test_silent_vault_times_out_within_the_budget() -> None:
+    """The client connects, waits its read timeout for an answer that never comes, and says so."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        client = VaultClient(
+            f"http://127.0.0.1:{listener.getsockname()[1]}", TokenAuth("t"), timeout=0.3
+        )
 
-    started = time.monotonic()
-    with pytest.raises(VaultUnreachableError, match=r"did not answer within 0\.3 s"):
-        client.read(STRIPE)
+        with pytest.raises(VaultUnreachableError, match=r"did not answer within 0\.3 s"):
+            client.read(STRIPE)
 
-    assert time.monotonic() - started < 3.0
+        listener.setblocking(False)
+        connection, _ = listener.accept()  # the connection was made: a timeout, not a refusal
+        connection.close()
 
 
 def test_is_reachable_reflects_health(
