@@ -12,7 +12,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -541,44 +540,34 @@ def _spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_serve_answers_within_five_seconds_and_stops_cleanly(tmp_path: Path) -> None:
-    """Started twice, stopped once by SIGTERM and once by SIGINT. The 5 s budget is mostly the
-    CLI's own imports, so it is asserted on the faster start (the other may meet a busy CPU)."""
-    startups = [
-        _serve_and_stop(tmp_path / stop.name, stop) for stop in (signal.SIGTERM, signal.SIGINT)
-    ]
-    print(f"recon sandbox serve answered after {', '.join(f'{t:.2f}' for t in startups)} s")
-    assert min(startups) < 5.0, f"startup times {startups}"
+def test_serve_signals_ready_answers_and_stops_cleanly(tmp_path: Path) -> None:
+    """Started twice, stopped once by SIGTERM and once by SIGINT. Readiness is the banner, which
+    is printed only once the server listens: the first request after it must be answered (no
+    polling, no wall-clock budget; the startup time is a figure for bench/, not an assertion)."""
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        _serve_and_stop(tmp_path / stop.name, stop)
 
 
-def _serve_and_stop(tmp_path: Path, stop: signal.Signals) -> float:
+def _serve_and_stop(tmp_path: Path, stop: signal.Signals) -> None:
     tmp_path.mkdir()
     port = _free_port()
     health = f"http://127.0.0.1:{port}/v1/sys/health"
-    poller = httpx.Client(timeout=0.5)  # built before the clock starts: it costs CPU
-    began = time.monotonic()
     process = _spawn(tmp_path, "--port", str(port), "--fault", "stripe:429:rate=0.1")
     try:
-        while True:
-            elapsed = time.monotonic() - began
-            assert elapsed < 15.0, f"no answer within 15 s ({process.poll()=})"
-            try:
-                if poller.get(health).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
         assert process.stdout is not None
-        banner = [process.stdout.readline()]  # the banner ends with how to stop it
+        banner = [process.stdout.readline()]  # blocks until ready (or "" if it died)
         while banner[-1] and not banner[-1].startswith("press Ctrl-C"):
             banner.append(process.stdout.readline())
-        assert banner[0].startswith(f"sandbox serving on http://127.0.0.1:{port} ")
+        assert banner[0].startswith(f"sandbox serving on http://127.0.0.1:{port} "), (
+            f"{banner=} {process.poll()=}"
+        )
+        assert httpx.get(health, timeout=30).status_code == 200  # answers once it says ready
         if stop is signal.SIGTERM:
             _check_credentials_file(tmp_path / "var" / "sandbox" / "credentials.json", port)
         process.send_signal(stop)
         rest, err = process.communicate(timeout=10)
         out = "".join(banner) + rest
     finally:
-        poller.close()
         if process.poll() is None:
             process.kill()
             process.communicate()
@@ -588,7 +577,6 @@ def _serve_and_stop(tmp_path: Path, stop: signal.Signals) -> float:
     assert "Traceback" not in err
     with pytest.raises(httpx.TransportError):
         httpx.get(health, timeout=0.5)
-    return elapsed
 
 
 def _check_credentials_file(path: Path, port: int) -> None:
