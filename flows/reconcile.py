@@ -3,9 +3,10 @@ reconcile, then (where the tenant turned it on) apply to WHMCS, and record the r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
-from typing import Any
+import time
 
 from prefect import flow
 from prefect.events import emit_event
@@ -13,6 +14,7 @@ from prefect.runtime import flow_run
 
 from connectors.runtime import Runtime
 from connectors.whmcs import WhmcsClient
+from flows.outcome import ApplyFigures, RunOutcome, SourceFigures
 from recon.audit import anchor_for, resolve_chain_key
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
@@ -29,14 +31,11 @@ RUN_COMPLETED = "recon.run.completed"
 log = logging.getLogger("recon.flow")
 
 
-def _counts(results: list[SourceResult]) -> dict[str, Any]:
+def _sources(results: list[SourceResult]) -> dict[str, SourceFigures]:
     return {
-        f"{r.source.kind}:{r.source.account_ref}": {
-            "pages": r.pages,
-            "replayed": r.replayed,
-            "loaded": r.loaded,
-            "quarantined": r.quarantined,
-        }
+        f"{r.source.kind}:{r.source.account_ref}": SourceFigures(
+            pages=r.pages, replayed=r.replayed, loaded=r.loaded, quarantined=r.quarantined
+        )
         for r in results
     }
 
@@ -53,10 +52,11 @@ def reconcile(
     sources: list[str] | None = None,
     refetch: bool = False,
     apply: bool | None = None,
-) -> dict[str, Any]:
+) -> RunOutcome:
     """Reconcile `tenant` over [date_from, date_to]; the same window twice gives the same tables."""
     if date_from > date_to:
         raise ConfigError(f"the window starts {date_from} after it ends {date_to}")
+    started = time.perf_counter()
     runtime = Runtime()
     engine = runtime.checked_engine()
     chain_key = resolve_chain_key(runtime.secrets)  # a run without the audit key never starts
@@ -72,10 +72,12 @@ def reconcile(
             engine, tenant, window, [s.kind for s in plan], flow_run_id=flow_run.get_id()
         )
         try:
+            clock = time.perf_counter()
             futures = [extract_task.submit(ctx, s, window, run_id, refetch) for s in plan]
             results = [f.result() for f in futures]
+            extracted = time.perf_counter() - clock
             summary = reconcile_task(ctx, window, run_id, matching_config(settings))
-            applied: dict[str, int] = {}
+            applied: ApplyFigures | None = None
             if apply if apply is not None else settings.auto_apply:
                 with WhmcsClient(
                     str(settings.whmcs.base_url),
@@ -83,37 +85,49 @@ def reconcile(
                     runtime.secrets.get(WHMCS_API_SECRET, tenant),
                 ) as writer:
                     report = apply_task(ctx, writer)
-                applied = {
-                    "applied": report.applied,
-                    "already_in_whmcs": report.already_in_whmcs,
-                    "failed": len(report.failed),
-                }
+                applied = ApplyFigures(
+                    applied=report.applied,
+                    already_in_whmcs=report.already_in_whmcs,
+                    failed=len(report.failed),
+                )
         except Exception as exc:
             finish_run(engine, tenant, run_id, status="failed", error=str(exc)[:2000])
             raise
-        counts = {
-            "sources": _counts(results),
-            "transactions": summary.transactions,
-            "allocations_auto": summary.allocations_auto,
-            "allocations_review": summary.allocations_review,
-            "exceptions": summary.exceptions,
-            "allocations_added": summary.allocations_added,
-            "allocations_reversed": summary.allocations_reversed,
-            "exceptions_opened": summary.exceptions_opened,
-            "exceptions_closed": summary.exceptions_closed,
-            **({"apply": applied} if applied else {}),
+        # seconds per stage (bench/pipeline_bench.py reads them from the runs table)
+        timings = {
+            "extract": round(extracted, 3),
+            "sources": {f"{r.source.kind}:{r.source.account_ref}": r.timings for r in results},
+            "reconcile": summary.timings,
+            "flow": round(time.perf_counter() - started, 3),
         }
+        outcome = RunOutcome(
+            run_id=run_id,
+            sources=_sources(results),
+            transactions=summary.transactions,
+            allocations_auto=summary.allocations_auto,
+            allocations_review=summary.allocations_review,
+            exceptions=summary.exceptions,
+            allocations_added=summary.allocations_added,
+            allocations_reversed=summary.allocations_reversed,
+            exceptions_opened=summary.exceptions_opened,
+            exceptions_closed=summary.exceptions_closed,
+            allocated_minor=dict(summary.allocated_minor),
+            audit_anchor={},
+            apply=applied,
+            timings=timings,
+        )
         finish_run(
             engine,
             tenant,
             run_id,
             status="completed",
-            counts=counts,
+            counts=outcome.counts(),
             sums={"allocated_minor": summary.allocated_minor},
         )
         # The chain's head after this run, signed: kept outside the database by whoever keeps
         # the summary (and in Prefect's event log), it shows later deletions of these entries.
         anchor = anchor_for(engine, tenant, chain_key).to_dict()
+        outcome = dataclasses.replace(outcome, audit_anchor=anchor)
     emit_event(
         event=RUN_COMPLETED,
         resource={"prefect.resource.id": f"recon.tenant.{tenant}", "prefect.resource.name": tenant},
@@ -124,9 +138,4 @@ def reconcile(
             "audit_anchor": anchor,
         },
     )
-    return {
-        "run_id": run_id,
-        **counts,
-        "allocated_minor": summary.allocated_minor,
-        "audit_anchor": anchor,
-    }
+    return outcome

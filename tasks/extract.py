@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,8 @@ class SourceResult:
     pages: int
     loads: list[LoadResult] = field(default_factory=list)
     validations: list[ValidationOutcome] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per stage (serve, normalise, validate, load), for the run's counts."""
 
     @property
     def loaded(self) -> int:
@@ -293,6 +296,7 @@ def extract_source(
     """Serve (from the store or the provider), normalise, validate and load one source for
     `window`."""
     grace = ctx.validation.grace_days if source.kind in WINDOWED else 0
+    clock = time.perf_counter()
     landed = serve(
         ctx.engine,
         ctx.tenant_id,
@@ -303,11 +307,17 @@ def extract_source(
         margin_days=grace,
         newest_only=source.kind not in WINDOWED,
     )
+    timings = {"serve": time.perf_counter() - clock}
+    clock = time.perf_counter()
     batches = served_batches(ctx, source, window, landed)
+    timings["normalise"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     outcomes = [
         validate_batch(b, window_from=window[0], window_to=window[1], policy=ctx.validation)
         for b in batches
     ]
+    timings["validate"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     result = SourceResult(source, landed.replayed, len(landed.pages), validations=outcomes)
     held = [o for o in outcomes if o.held]
     with tenant_session(ctx.engine, ctx.tenant_id) as session:
@@ -325,6 +335,8 @@ def extract_source(
                 )
                 for i, outcome in enumerate(outcomes)
             ]
+    timings["load"] = time.perf_counter() - clock
+    result.timings = {stage: round(seconds, 3) for stage, seconds in timings.items()}
     for outcome in held:
         raise_if_held(outcome, ctx.validation)
     log.info(

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -71,6 +72,8 @@ class ReconcileSummary:
     allocations_reversed: int = 0
     exceptions_opened: int = 0
     exceptions_closed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent reading the frames, matching and storing, for the run's counts."""
 
 
 def _text(value: object) -> str:
@@ -336,11 +339,17 @@ def reconcile_window(
     """Read, match and store in one transaction: a crash leaves the previous results."""
     with tenant_session(engine, tenant_id) as session:
         config = config or MatchConfig()
+        clock = time.perf_counter()
         frames, window_refs = build_frames(session, window, config.recorded_window_days)
+        timings = {"read": time.perf_counter() - clock}
+        clock = time.perf_counter()
         result = run_engine(frames, config)
+        timings["match"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         allocations = store_allocations(session, tenant_id, run_id, result, window_refs)
         exceptions = store_exceptions(session, tenant_id, run_id, result, window_refs)
         store_payout_matches(session, tenant_id, run_id, result)
+    timings["store"] = time.perf_counter() - clock  # the commit included
     log.info(
         "reconciled %s %s..%s: %d auto, %d review, %d exceptions (%d added, %d reversed, "
         "%d exceptions closed)",
@@ -359,4 +368,5 @@ def reconcile_window(
         allocations_reversed=allocations.reversed,
         exceptions_opened=exceptions.opened + exceptions.reopened,
         exceptions_closed=exceptions.closed,
+        timings={stage: round(seconds, 3) for stage, seconds in timings.items()},
     )
