@@ -7,7 +7,9 @@ a proposal that did not change writes nothing. `live_allocations` is the one def
 allocations in force.
 
 An exception changes (and its `version` moves) only when its content changes; one that no
-longer applies is closed with a reason, never deleted.
+longer applies is closed with a reason, never deleted. Its key is (kind, payment, invoice) and,
+where those do not say what it is about (a payout, a WHMCS payment), its subject; rows keyed
+before subjects existed are recognised by their old key and their subject.
 
 Every reversal and every exception the engine closes or reopens gets its audit entry, in the
 same transaction as the row.
@@ -16,6 +18,7 @@ same transaction as the row.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -256,7 +259,34 @@ class ExceptionChanges:
     closed: int
 
 
-EXCEPTION_FIELDS = ("kind", "transaction_ref", "invoice_id", "amount_minor", "currency", "detail")
+EXCEPTION_FIELDS = ("kind", "transaction_ref", "invoice_id", "subject_ref", "amount_minor",
+                    "currency", "detail")  # fmt: skip
+
+# How rows stored before subjects existed name theirs (the engine's wording of each detail).
+_SUBJECT_IN_DETAIL = {
+    "payout_missing": re.compile(r"^payout (\S+) "),
+    "payout_incomplete": re.compile(r"^payout (\S+) "),
+    "payout_shortfall": re.compile(r"^payout (\S+) is "),
+    "unbacked_payment": re.compile(r"^WHMCS payment (\S+) "),
+}
+
+
+def exception_key(
+    tenant_id: str, kind: str, ref: str | None, invoice: str | None, subject: str | None
+) -> str:
+    """The key of an exception: its subject is part of it only where it has one."""
+    if subject:
+        return key_of(tenant_id, kind, ref, invoice, subject)
+    return key_of(tenant_id, kind, ref, invoice)
+
+
+def subject_of(exception: ReconException) -> str | None:
+    """An exception's subject: its column, or for a row stored before 0008, read from its detail."""
+    if exception.subject_ref or exception.transaction_ref is not None:
+        return exception.subject_ref
+    pattern = _SUBJECT_IN_DETAIL.get(exception.kind)
+    found = pattern.match(exception.detail or "") if pattern else None
+    return found.group(1) if found else None
 
 
 def _wanted_exceptions(tenant_id: str, result: MatchResult) -> dict[str, dict[str, Any]]:
@@ -264,16 +294,56 @@ def _wanted_exceptions(tenant_id: str, result: MatchResult) -> dict[str, dict[st
     for row in result.exceptions.to_dict("records"):
         ref = _text(row["transaction_id"]) or None
         invoice = str(row["invoice_id"]) if int(row["invoice_id"] or 0) else None
-        key = key_of(tenant_id, row["kind"], ref, invoice)
+        subject = _text(row.get("subject")) or None
+        key = exception_key(tenant_id, str(row["kind"]), ref, invoice, subject)
         wanted[key] = {
             "kind": str(row["kind"]),
             "transaction_ref": ref,
             "invoice_id": invoice,
+            "subject_ref": subject,
             "amount_minor": int(row["amount"]),
             "currency": _text(row.get("currency")) or None,
             "detail": _text(row["detail"]),
         }
     return wanted
+
+
+def _existing_exceptions(
+    session: Session, tenant_id: str, wanted: dict[str, dict[str, Any]]
+) -> dict[str, ReconException]:
+    """The stored row of each wanted exception: by its key, or by the key it had before
+    subjects were part of keys (one per kind, payment and invoice) and the subject it names."""
+    keys = sorted(wanted)
+    found = (
+        {
+            e.exception_key: e
+            for e in session.scalars(
+                select(ReconException).where(ReconException.exception_key.in_(keys))
+            )
+        }
+        if keys
+        else {}
+    )
+    legacy: dict[str, tuple[str, str]] = {}
+    for key, values in wanted.items():
+        if values["subject_ref"] and key not in found:
+            old = exception_key(
+                tenant_id, values["kind"], values["transaction_ref"], values["invoice_id"], None
+            )
+            legacy[key] = (old, values["subject_ref"])
+    if legacy:
+        by_old = {
+            (e.exception_key, subject_of(e)): e
+            for e in session.scalars(
+                select(ReconException).where(
+                    ReconException.exception_key.in_(sorted({o for o, _ in legacy.values()}))
+                )
+            )
+        }
+        for key, old_and_subject in legacy.items():
+            if (row := by_old.get(old_and_subject)) is not None:
+                found[key] = row
+    return found
 
 
 def _audit_exception(
@@ -292,6 +362,7 @@ def _audit_exception(
             "kind": exception.kind,
             "transaction_ref": exception.transaction_ref,
             "invoice_id": exception.invoice_id,
+            "subject_ref": exception.subject_ref,
             "amount_minor": exception.amount_minor,
             "currency": exception.currency,
         },
@@ -299,7 +370,7 @@ def _audit_exception(
 
 
 def _closing_reasons(
-    session: Session, result: MatchResult, window_refs: set[str], wanted: dict[str, Any]
+    session: Session, result: MatchResult, window_refs: set[str], kept: set[int]
 ) -> list[tuple[ReconException, str]]:
     """Open engine exceptions within this run's scope that it no longer raises, with why."""
     allocated: dict[str, list[str]] = defaultdict(list)
@@ -326,7 +397,7 @@ def _closing_reasons(
         )
     closing: list[tuple[ReconException, str]] = []
     for exception in candidates:
-        if exception.exception_key in wanted or exception.kind in NOT_THE_ENGINES:
+        if exception.id in kept or exception.kind in NOT_THE_ENGINES:
             continue
         if exception.transaction_ref is None:
             reason = "money now confirms the WHMCS payment"
@@ -348,24 +419,15 @@ def store_exceptions(
     resolved is left as it is.
     """
     wanted = _wanted_exceptions(tenant_id, result)
-    keys = sorted(wanted)
-    existing = (
-        {
-            e.exception_key: e
-            for e in session.scalars(
-                select(ReconException).where(ReconException.exception_key.in_(keys))
-            )
-        }
-        if keys
-        else {}
-    )
+    existing = _existing_exceptions(session, tenant_id, wanted)
     opened = changed = reopened = 0
     for key, values in wanted.items():
         current = existing.get(key)
         if current is None:
-            session.add(
-                ReconException(tenant_id=tenant_id, exception_key=key, run_id=run_id, **values)
+            existing[key] = ReconException(
+                tenant_id=tenant_id, exception_key=key, run_id=run_id, **values
             )
+            session.add(existing[key])
             opened += 1
             continue
         differs = any(getattr(current, f) != v for f, v in values.items())
@@ -383,7 +445,9 @@ def store_exceptions(
             session.flush()
             _audit_exception(session, current, "exception.reopened", run_id, "raised again")
             reopened += 1
-    closing = _closing_reasons(session, result, window_refs, wanted)
+    session.flush()
+    kept = {e.id for e in existing.values()}
+    closing = _closing_reasons(session, result, window_refs, kept)
     now = utcnow()
     for exception, reason in closing:
         exception.status = "closed"

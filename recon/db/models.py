@@ -367,6 +367,9 @@ class ReconException(TenantScoped, Timestamps, Base):
     kind: Mapped[str] = mapped_column(String(32))
     transaction_ref: Mapped[str | None] = mapped_column(ExternalId)
     invoice_id: Mapped[str | None] = mapped_column(ExternalId)
+    # what it is about when that is neither a payment nor an invoice alone (payout id, WHMCS
+    # payment id); part of the key of rows opened since revision 0008
+    subject_ref: Mapped[str | None] = mapped_column(ExternalId)
     amount_minor: Mapped[int | None]
     currency: Mapped[str | None] = mapped_column(Currency)
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -268,6 +268,7 @@ def report_unbacked(book: Book, rec: Recorded, ledger: Ledger) -> dict[str, int]
             rec.open_amount[flagged],
             rec.ccy[flagged],
             details,
+            [str(w) for w in rec.whmcs_id.take(take).to_pylist()],
         )
     return {
         "recorded_confirmed": int((rec.confirmed > 0).sum()),

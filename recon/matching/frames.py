@@ -164,7 +164,9 @@ class MatchResult:
 
     `allocations`: transaction_id, invoice_id, amount (minor), currency, rule, confidence, decision.
     `exceptions`: kind, transaction_id ("" if none), invoice_id (0 if none), amount (minor),
-    currency, detail. `payout_matches`: payout_id, transaction_id, amount, shortfall (minor).
+    currency, detail, subject (the payout id of payout-level kinds, the WHMCS payment id of
+    `unbacked_payment`, "" where the payment and invoice say what it is about; not in
+    exceptions.csv). `payout_matches`: payout_id, transaction_id, amount, shortfall (minor).
     """
 
     allocations: pd.DataFrame

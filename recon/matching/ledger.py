@@ -78,8 +78,13 @@ class Ledger:
         amount: I64,
         currency: I64,
         detail: list[str],
+        subject: list[str] | None = None,
     ) -> None:
-        """Record exceptions of one kind; p is -1 and invoice_id 0 where there is none."""
+        """Record exceptions of one kind; p is -1 and invoice_id 0 where there is none.
+
+        `subject` names what each one is about when that is neither a payment nor an invoice
+        alone (a payout id, a WHMCS payment id); "" where the payment and invoice say it.
+        """
         if not len(detail):
             return
         self._exc.append(
@@ -90,6 +95,7 @@ class Ledger:
                 "amount": np.asarray(amount, dtype=np.int64),
                 "ccy": np.asarray(currency, dtype=np.int64),
                 "detail": np.asarray(detail, dtype=object),
+                "subject": np.asarray(subject or [""] * len(detail), dtype=object),
             }
         )
 
@@ -149,12 +155,14 @@ class Ledger:
         p = np.asarray(_column(self._exc, "p", np.int64), dtype=np.int64)
         invoice = np.asarray(_column(self._exc, "invoice_id", np.int64), dtype=np.int64)
         detail = np.asarray(_column(self._exc, "detail", object), dtype=object)
+        subject = np.asarray(_column(self._exc, "subject", object), dtype=object)
         order = (
             np.lexsort((detail.astype(str), invoice, p, kind.astype(str)))
             if len(p)
             else np.zeros(0, np.int64)
         )
         kind, p, invoice, detail = kind[order], p[order], invoice[order], detail[order]
+        subject = subject[order]
         ids = self.book.txn_ids(np.maximum(p, 0)) if len(p) else pa.array([], pa.large_string())
         txn = pc.if_else(pa.array(p >= 0), ids, pa.scalar("", pa.large_string()))
         return pd.DataFrame(
@@ -167,5 +175,6 @@ class Ledger:
                     np.asarray(_column(self._exc, "ccy", np.int64), dtype=np.int64)[order]
                 ),
                 "detail": pd.Series(detail, dtype="str"),
+                "subject": pd.Series(subject, dtype="str"),
             }
         )

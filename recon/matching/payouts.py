@@ -216,6 +216,7 @@ def _breakdown(
                     pid[incomplete], unknown[incomplete], listed[incomplete], strict=True
                 )
             ],
+            [str(i) for i in pid[incomplete]],
         )
     differs = np.flatnonzero(has_lines & (unknown == 0) & (total != amount))
     if len(differs):
@@ -235,6 +236,7 @@ def _breakdown(
                     strict=True,
                 )
             ],
+            [str(i) for i in pid[differs]],
         )
 
 
@@ -264,4 +266,5 @@ def _report_missing(
                     strict=True,
                 )
             ],
+            [str(i) for i in pid[missing]],
         )
