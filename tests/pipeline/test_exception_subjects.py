@@ -130,3 +130,56 @@ def test_a_row_keyed_the_old_way_is_recognised_not_duplicated(
 
     store(app, result, "run-2")
     assert rows(owner, "payout_missing") == stored
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_migration_names_the_subject_of_old_rows_and_downgrades(
+    dialect: str, request: pytest.FixtureRequest, sandbox: SandboxWorld, tmp_path: Path
+) -> None:
+    """0008 reads the payout of rows stored before it from their detail, so the next run
+    recognises them; its downgrade drops the column again."""
+    if dialect == "sqlite":
+        owner = app = make_engine(f"sqlite:///{tmp_path / 'recon.db'}")
+        migrate.upgrade(owner, "0007")
+    else:
+        owner = request.getfixturevalue("pg_owner_engine")
+        app = request.getfixturevalue("pg_app_engine")
+        migrate.downgrade(owner, "0007")
+    _register(owner, sandbox, "http://127.0.0.1:9")
+    result = two_missing_payouts()
+    e = result.exceptions
+    old = e[(e["kind"] == "payout_missing") & (e["subject"] == "po_1")].iloc[0]
+    with owner.begin() as conn:
+        if dialect == "postgresql":
+            conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": TENANT})
+        conn.execute(
+            text(
+                "INSERT INTO exceptions (tenant_id, exception_key, run_id, kind, amount_minor, "
+                "currency, detail, status, version) VALUES (:t, :k, 'run-0', 'payout_missing', "
+                ":a, :c, :d, 'open', 1)"
+            ),
+            {
+                "t": TENANT,
+                "k": key_of(TENANT, "payout_missing", None, None),
+                "a": int(old["amount"]),
+                "c": str(old["currency"]),
+                "d": str(old["detail"]),
+            },
+        )
+    migrate.upgrade(owner)
+    before = rows(owner, "payout_missing")
+    assert [r[5] for r in before.values()] == ["po_1"]
+    assert [r[9] for r in before.values()] == [1]
+
+    store(app, result, "run-1")
+    stored = rows(owner, "payout_missing")
+    assert len(stored) == 2
+    assert stored[next(iter(before))] == next(iter(before.values()))  # recognised, untouched
+    assert sorted(r[5] for r in stored.values()) == ["po_1", "po_2"]
+
+    migrate.downgrade(owner, "0007")
+    with owner.connect() as conn:
+        columns = conn.execute(text("SELECT * FROM exceptions")).keys()
+    assert "subject_ref" not in columns
+    if dialect == "sqlite":
+        owner.dispose()
