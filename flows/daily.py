@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import flow
 
 from connectors.runtime import Runtime
+from flows.outcome import RunOutcome
 from flows.reconcile import reconcile
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
+from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
 
@@ -27,7 +28,8 @@ def yesterday_in(timezone: str, now: dt.datetime | None = None) -> dt.date:
 
 
 @flow(name="daily")
-def daily(tenant: str, lookback_days: int = 3) -> dict[str, Any]:
+@redact_exceptions
+def daily(tenant: str, lookback_days: int = 3) -> RunOutcome:
     """Reconcile the last `lookback_days` days up to yesterday (late bookings are caught up;
     the overlap costs nothing, re-running a window gives the same tables)."""
     with admin_session(Runtime().checked_engine()) as session:

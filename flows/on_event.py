@@ -4,17 +4,19 @@ provider webhook (a paid payout, a refunded charge...) says a window's money cha
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.outcome import RunOutcome
 from flows.reconcile import reconcile
+from recon.redaction import redact_exceptions
 
 
 @flow(name="on-provider-event")
+@redact_exceptions
 def on_provider_event(
     tenant: str, date_from: dt.date, date_to: dt.date, event_id: str = "", provider: str = ""
-) -> dict[str, Any]:
+) -> RunOutcome:
     """Reconcile the affected window, fetching fresh pages for the provider that changed."""
     get_run_logger().info(
         "%s event %s changed %s..%s of tenant %s", provider, event_id, date_from, date_to, tenant

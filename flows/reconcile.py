@@ -20,6 +20,7 @@ from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
 from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
+from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
 from tasks.extract import SourceContext, SourceResult, plan_sources
@@ -45,6 +46,7 @@ def _sources(results: list[SourceResult]) -> dict[str, SourceFigures]:
     flow_run_name="reconcile {tenant} {date_from}..{date_to}",
     validate_parameters=True,
 )
+@redact_exceptions
 def reconcile(
     tenant: str,
     date_from: dt.date,

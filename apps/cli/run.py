@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.money import format_amount
 from recon.tenant_admin import active_tenant
+
+if TYPE_CHECKING:
+    from flows.outcome import RunOutcome
 
 HEARTBEAT_SECONDS = 30
 """How often a flow run started here sends a heartbeat: what prefect.yaml sets for deployments
@@ -41,31 +44,31 @@ def parse_day(value: str, option: str) -> dt.date:
         raise ConfigError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
-def print_summary(result: dict[str, Any]) -> None:
+def print_summary(result: RunOutcome) -> None:
     """The run's figures as two small tables."""
     sources = Table("source", "pages", "from", "loaded", "quarantined", title="sources")
-    for name, figures in result.get("sources", {}).items():
+    for name, figures in result.sources.items():
         sources.add_row(
             name,
-            str(figures["pages"]),
-            "replay" if figures["replayed"] else "provider",
-            str(figures["loaded"]),
-            str(figures["quarantined"]),
+            str(figures.pages),
+            "replay" if figures.replayed else "provider",
+            str(figures.loaded),
+            str(figures.quarantined),
         )
     console.print(sources)
-    outcome = Table("figure", "value", title=f"run {result['run_id']}")
-    for label, key in (
-        ("transactions reconciled", "transactions"),
-        ("automatic allocations", "allocations_auto"),
-        ("suggestions for review", "allocations_review"),
-        ("exceptions for a person", "exceptions"),
+    outcome = Table("figure", "value", title=f"run {result.run_id}")
+    for label, value in (
+        ("transactions reconciled", result.transactions),
+        ("automatic allocations", result.allocations_auto),
+        ("suggestions for review", result.allocations_review),
+        ("exceptions for a person", result.exceptions),
     ):
-        outcome.add_row(label, str(result.get(key, 0)))
-    for currency, minor in sorted(result.get("allocated_minor", {}).items()):
+        outcome.add_row(label, str(value))
+    for currency, minor in sorted(result.allocated_minor.items()):
         outcome.add_row(f"allocated automatically ({currency})", format_amount(minor, currency))
-    if "apply" in result:
-        outcome.add_row("applied to WHMCS", str(result["apply"]["applied"]))
-    anchor = result.get("audit_anchor")
+    if result.apply is not None:
+        outcome.add_row("applied to WHMCS", str(result.apply.applied))
+    anchor = result.audit_anchor
     if anchor:
         outcome.add_row("audit chain head", f"seq {anchor['seq']}, {anchor['head_hash'][:16]}")
     console.print(outcome)

@@ -22,11 +22,12 @@ def test_the_flow_applies_new_money_once_and_then_nothing(pipeline: Pipeline) ->
     whmcs = pipeline.sandbox.whmcs
     before = len(whmcs.tables()["tblaccounts"])
     first = reconcile(tenant=TENANT, date_from=WINDOW[0], date_to=WINDOW[1], apply=True)
-    applied = first["apply"]
-    assert applied["applied"] > 0 and applied["failed"] == 0
-    assert len(whmcs.tables()["tblaccounts"]) == before + applied["applied"]
+    assert first.apply is not None
+    applied = first.apply
+    assert applied.applied > 0 and applied.failed == 0
+    assert len(whmcs.tables()["tblaccounts"]) == before + applied.applied
     invoices = whmcs.tables()["tblinvoices"]
     assert [i["id"] for i in invoices if whmcs.balance(int(i["id"])) < 0] == []
     second = reconcile(tenant=TENANT, date_from=WINDOW[0], date_to=WINDOW[1], apply=True)
-    assert second.get("apply", {}).get("applied", 0) == 0
-    assert len(whmcs.tables()["tblaccounts"]) == before + applied["applied"]
+    assert second.apply is None or second.apply.applied == 0
+    assert len(whmcs.tables()["tblaccounts"]) == before + applied.applied

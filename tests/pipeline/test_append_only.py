@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, text
 
 from connectors.sandbox.serve import run_in_thread
 from connectors.sandbox.world import SandboxWorld
+from flows.outcome import RunOutcome
 from flows.reconcile import reconcile
 from recon import audit
 from recon.db import migrate
@@ -76,7 +77,7 @@ def books(
         owner.dispose()
 
 
-def run() -> dict[str, Any]:
+def run() -> RunOutcome:
     return reconcile(tenant=TENANT, date_from=WINDOW[0], date_to=WINDOW[1])
 
 
@@ -135,21 +136,21 @@ def test_the_same_window_twice_writes_nothing_and_moves_no_version(books: Books)
     first = run()
     allocations = rows(books.owner, "allocations", ALLOCATION_COLUMNS)
     exceptions = rows(books.owner, "exceptions", EXCEPTION_COLUMNS)
-    assert len(allocations) == first["allocations_auto"] + first["allocations_review"] > 100
+    assert len(allocations) == first.allocations_auto + first.allocations_review > 100
     assert exceptions and {row[8] for row in exceptions.values()} == {1}
     second = run()
     assert rows(books.owner, "allocations", ALLOCATION_COLUMNS) == allocations
     assert rows(books.owner, "exceptions", EXCEPTION_COLUMNS) == exceptions
-    assert second["allocations_added"] == second["allocations_reversed"] == 0
-    assert second["exceptions_opened"] == second["exceptions_closed"] == 0
+    assert second.allocations_added == second.allocations_reversed == 0
+    assert second.exceptions_opened == second.exceptions_closed == 0
     runs = [e for e in entries(books) if e.entity == "run"]
-    assert [e.entity_id for e in runs] == [first["run_id"], second["run_id"]]
+    assert [e.entity_id for e in runs] == [first.run_id, second.run_id]
     digest = recomputed_digest(books.owner)
     for entry in runs:
         assert entry.action == "run.completed"
         assert entry.details["allocation_digest"] == digest
         assert entry.details["live_allocations"] == len(allocations)
-        assert entry.details["counts"]["allocations_auto"] == first["allocations_auto"]
+        assert entry.details["counts"]["allocations_auto"] == first.allocations_auto
 
 
 def test_changed_decisions_are_reversed_and_closed_exceptions_kept_all_audited(
@@ -169,20 +170,20 @@ def test_changed_decisions_are_reversed_and_closed_exceptions_kept_all_audited(
     assert exceptions_strict.keys() <= exceptions.keys()
     # a changed decision: the old row reversed (negated, pointing at it), a new row appended
     reversals = {i: r for i, r in allocations.items() if r[11] is not None}
-    assert len(reversals) == default["allocations_reversed"] > 0
+    assert len(reversals) == default.allocations_reversed > 0
     assert Counter(r[11] for r in reversals.values()).most_common(1)[0][1] == 1
     for reversal in reversals.values():
         original = after_strict[reversal[11]]
         assert reversal[5] == -original[5] and reversal[3:5] == original[3:5]
-        assert reversal[2] == default["run_id"]
+        assert reversal[2] == default.run_id
     reversed_ids = {r[11] for r in reversals.values()}
     live = [r for i, r in allocations.items() if r[11] is None and i not in reversed_ids]
     assert len({(r[3], r[4]) for r in live}) == len(live)
-    assert sum(r[9] == "auto" for r in live) == default["allocations_auto"]
+    assert sum(r[9] == "auto" for r in live) == default.allocations_auto
     # exceptions that no longer apply are closed with a reason, by this run
     closed = [r for r in exceptions.values() if r[7] == "closed"]
-    assert len(closed) == default["exceptions_closed"] > 0
-    assert all(r[10] and r[11] == default["run_id"] for r in closed)
+    assert len(closed) == default.exceptions_closed > 0
+    assert all(r[10] and r[11] == default.run_id for r in closed)
     assert all(exceptions_strict[r[0]][7] == "open" for r in closed)
 
     # every decision reached the audit log: one entry per run, reversal and closure
@@ -194,10 +195,10 @@ def test_changed_decisions_are_reversed_and_closed_exceptions_kept_all_audited(
     keys = {r[1] for r in reversals.values()}
     assert {e.entity_id for e in log if e.action == "allocation.reversed"} == keys
     last = [e for e in log if e.entity == "run"][-1]
-    assert last.entity_id == default["run_id"]
+    assert last.entity_id == default.run_id
     assert last.details["allocation_digest"] == recomputed_digest(books.owner)
     assert last.details["counts"]["allocations_reversed"] == len(reversals)
-    assert strict["run_id"] in {e.entity_id for e in log if e.entity == "run"}
+    assert strict.run_id in {e.entity_id for e in log if e.entity == "run"}
     with tenant_session(books.app, TENANT) as session:
         assert audit.verify_chain(session, TENANT).ok
 
@@ -205,13 +206,13 @@ def test_changed_decisions_are_reversed_and_closed_exceptions_kept_all_audited(
     again = run()
     assert rows(books.owner, "allocations", ALLOCATION_COLUMNS) == allocations
     assert rows(books.owner, "exceptions", EXCEPTION_COLUMNS) == exceptions
-    assert again["allocations_added"] == again["allocations_reversed"] == 0
+    assert again.allocations_added == again.allocations_reversed == 0
 
     # back to the strict settings: the first decisions return as new rows (A, B, then A again)
     # and the exceptions the engine closed are reopened, each with its audit entry
     set_thresholds(books, auto=97, review=95)
     back = run()
-    assert back["allocations_reversed"] > 0 and back["exceptions_opened"] > 0
+    assert back.allocations_reversed > 0 and back.exceptions_opened > 0
     assert natural(live_rows(books.owner)) == natural(live_rows_of(after_strict))
     reopened = rows(books.owner, "exceptions", EXCEPTION_COLUMNS)
     for row in closed:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from connectors.http import ProviderUnavailableError
+from flows.outcome import RunOutcome
 from flows.reconcile import reconcile
 from tests.pipeline.conftest import AS_OF, TENANT, Pipeline
 
@@ -42,7 +43,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def run(window: tuple[dt.date, dt.date] = WINDOW, **kwargs: Any) -> dict[str, Any]:
+def run(window: tuple[dt.date, dt.date] = WINDOW, **kwargs: Any) -> RunOutcome:
     return reconcile(tenant=TENANT, date_from=window[0], date_to=window[1], **kwargs)
 
 
@@ -50,13 +51,13 @@ def test_a_run_stores_the_engines_results_and_a_second_run_changes_nothing(
     pipeline: Pipeline,
 ) -> None:
     first = run()
-    assert first["allocations_auto"] > 100 and first["transactions"] > 300
+    assert first.allocations_auto > 100 and first.transactions > 300
     tables = snapshot(pipeline.engine)
-    assert len(tables["allocations"]) == first["allocations_auto"] + first["allocations_review"]
-    assert len(tables["exceptions"]) == first["exceptions"]
+    assert len(tables["allocations"]) == first.allocations_auto + first.allocations_review
+    assert len(tables["exceptions"]) == first.exceptions
     sent = {name: plan.count() for name, plan in pipeline.sandbox.faults.items()}
     second = run()
-    assert all(figures["replayed"] for figures in second["sources"].values())
+    assert all(figures.replayed for figures in second.sources.values())
     assert {name: plan.count() for name, plan in pipeline.sandbox.faults.items()} == sent
     assert snapshot(pipeline.engine) == tables
     with pipeline.engine.connect() as conn:
@@ -96,7 +97,7 @@ def test_transient_faults_recover_within_the_run(pipeline: Pipeline) -> None:
     pipeline.sandbox.faults["stripe"].status(503, count=2)
     pipeline.sandbox.faults["whmcs"].rate_limit(1, count=1)
     result = run()
-    assert result["allocations_auto"] > 0
+    assert result.allocations_auto > 0
     assert pipeline.sandbox.faults["stripe"].count(status=503) == 2
 
 
@@ -110,7 +111,7 @@ def test_a_provider_that_stays_down_fails_the_run_cleanly(pipeline: Pipeline) ->
         assert conn.execute(text("SELECT count(*) FROM invoices")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM allocations")).scalar() == 0
     pipeline.sandbox.faults["whmcs"].clear()
-    assert run(sources=["whmcs", "stripe"])["allocations_auto"] > 0
+    assert run(sources=["whmcs", "stripe"]).allocations_auto > 0
 
 
 def test_overlapping_windows_end_where_one_run_over_their_union_ends(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from flows.backfill import backfill
+from flows.outcome import RunOutcome
 from flows.reconcile import reconcile
 from recon.settings import get_settings
 from tests.pipeline.conftest import AS_OF, TENANT, Pipeline
@@ -54,7 +55,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
         }
 
 
-def run(window: Window) -> dict[str, Any]:
+def run(window: Window) -> RunOutcome:
     return reconcile(tenant=TENANT, date_from=window[0], date_to=window[1])
 
 
@@ -62,7 +63,7 @@ def weekly_backfill(window: Window) -> dict[str, Any]:
     return backfill(tenant=TENANT, date_from=window[0], date_to=window[1], period_days=7)
 
 
-Step = tuple[Callable[[Window], dict[str, Any]], Window]
+Step = tuple[Callable[[Window], object], Window]
 
 SEQUENCES: dict[str, list[Step]] = {
     "sub-window after a month": [(run, UNION), (run, (day(6), day(8)))],
@@ -108,7 +109,7 @@ def after_sequence(name: str, pipeline: Pipeline) -> dict[str, list[tuple[str, .
             result = step(window)
             inside = any(w[0] <= window[0] and window[1] <= w[1] for w in covered)
             if step is run and inside:
-                assert all(s["replayed"] for s in result["sources"].values()), result["sources"]
+                assert all(s.replayed for s in result.sources.values()), result.sources
                 assert provider_calls(pipeline) == before, f"{window} called a provider"
             covered.append(window)
         _after[name] = snapshot(pipeline.engine)
@@ -156,7 +157,7 @@ def test_a_superset_of_stored_parts_is_served_from_the_store(pipeline: Pipeline)
     run((day(15), day(29)))
     before = provider_calls(pipeline)
     result = run(UNION)
-    assert all(s["replayed"] for s in result["sources"].values())
+    assert all(s.replayed for s in result.sources.values())
     assert provider_calls(pipeline) == before
 
 
@@ -186,7 +187,7 @@ def test_a_replay_needs_no_provider_secret(
     get_settings.cache_clear()
     before = provider_calls(pipeline)
     result = run(window)
-    assert all(s["replayed"] for s in result["sources"].values())
+    assert all(s.replayed for s in result.sources.values())
     assert provider_calls(pipeline) == before
 
 
@@ -205,7 +206,7 @@ def test_a_refetch_leaves_half_of_the_days_bank_calls(pipeline: Pipeline) -> Non
         pipeline.sandbox.tenant_settings(pipeline.server.url)["gocardless"]["account_ids"]
     )
     result = reconcile(tenant=TENANT, date_from=UNION[0], date_to=UNION[1], refetch=True)
-    bank_sources = {k: v for k, v in result["sources"].items() if k.startswith("bank:")}
-    assert bank_sources and all(s["replayed"] for s in bank_sources.values())
-    assert not result["sources"]["whmcs:whmcs"]["replayed"]
+    bank_sources = {k: v for k, v in result.sources.items() if k.startswith("bank:")}
+    assert bank_sources and all(s.replayed for s in bank_sources.values())
+    assert not result.sources["whmcs:whmcs"].replayed
     assert bank.count(path="/api/v2/accounts/*/transactions/") == calls
