@@ -22,6 +22,7 @@ from recon.db.models import Run
 from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
+from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
 from tasks.extract import SourceContext, land_source, plan_sources
@@ -77,6 +78,7 @@ def land_range(
 
 
 @flow(name="backfill")
+@redact_exceptions
 def backfill(
     tenant: str,
     date_from: dt.date,

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from connectors.runtime import Runtime
 from recon.locks import TenantBusyError, tenant_lock
+from recon.redaction import redact_exceptions
 from tasks.runs import mark_crashed_runs
 
 log = logging.getLogger("recon.flow")
@@ -47,6 +48,7 @@ def close_crashed_runs(engine: Engine, tenant: str) -> Closed:
 
 
 @flow(name="close-crashed-runs")
+@redact_exceptions
 def close_crashed_runs_flow(tenant: str, flow_run_id: str = "") -> dict[str, Any]:
     """Close `tenant`'s runs left running by a crashed flow run (`flow_run_id`, for the log)."""
     result = close_crashed_runs(Runtime().checked_engine(), tenant)

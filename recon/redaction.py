@@ -11,10 +11,15 @@ in every process that can hold a secret: a secret is registered only through thi
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 4
@@ -113,6 +118,56 @@ def _mask_message(record: logging.LogRecord, masked: str) -> None:
             record.msg, record.args = template, args
             return
     record.msg, record.args = masked, None
+
+
+def redact_exception(exc: BaseException) -> BaseException:
+    """Mask secrets in an exception's arguments, string attributes and notes, and in those of
+    its cause and context, in place; return the same object (its type is unchanged)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    pending: list[BaseException] = []
+    while current is not None or pending:
+        if current is None:
+            current = pending.pop()
+        if id(current) in seen:
+            current = None
+            continue
+        seen.add(id(current))
+        try:
+            current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
+            for name, value in list(vars(current).items()):
+                if isinstance(value, str):
+                    setattr(current, name, redact(value))
+                elif name == "__notes__" and isinstance(value, list):
+                    value[:] = [redact(n) if isinstance(n, str) else n for n in value]
+        except (AttributeError, TypeError):  # read-only attributes: keep what can be masked
+            pass
+        if current.__context__ is not None and current.__context__ is not current.__cause__:
+            pending.append(current.__context__)
+        current = current.__cause__
+    return exc
+
+
+def redact_exceptions(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap a flow or task function so an exception leaving it is masked in place first.
+
+    Prefect turns the exception into the run's failed state (message and stored result) after the
+    function returns, which no log record factory sees; the same object is re-raised, so callers
+    still see its type (and a `ReconError`'s exit code).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            redact_exception(exc)
+            raise
+
+    # Prefect keys a task by its source function's code; keep one key per wrapped function.
+    wrapper.__prefect_task_source__ = fn  # type: ignore[attr-defined]
+    wrapper._recon_redacts_exceptions = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 _factory_lock = threading.Lock()

@@ -12,6 +12,7 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from connectors.http import ProviderRateLimitedError, ProviderUnavailableError
 from recon.matching.config import MatchConfig
+from recon.redaction import redact_exceptions
 from tasks.apply import ApplyReport, PaymentWriter, apply_payments
 from tasks.extract import Source, SourceContext, SourceResult, extract_source
 from tasks.reconcile import ReconcileSummary, reconcile_window
@@ -39,6 +40,7 @@ def retry_transient(_task: Task[Any, Any], _task_run: TaskRun, state: State[Any]
     cache_policy=NO_CACHE,
     tags=["recon-io"],
 )
+@redact_exceptions
 def extract_task(
     ctx: SourceContext,
     source: Source,
@@ -51,6 +53,7 @@ def extract_task(
 
 
 @task(name="reconcile-window", cache_policy=NO_CACHE)
+@redact_exceptions
 def reconcile_task(
     ctx: SourceContext, window: tuple[dt.date, dt.date], run_id: str, config: MatchConfig
 ) -> ReconcileSummary:
@@ -67,6 +70,7 @@ def reconcile_task(
     cache_policy=NO_CACHE,
     tags=["recon-io"],
 )
+@redact_exceptions
 def apply_task(ctx: SourceContext, writer: PaymentWriter, *, dry_run: bool = False) -> ApplyReport:
     """Record the automatic allocations in WHMCS, exactly once each."""
     return apply_payments(
