@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
@@ -50,9 +50,14 @@ from connectors.http import (
     ProviderUnavailableError,
 )
 from recon.canonical import INVOICES, RECORDED
-from recon.errors import ReconError
+from recon.errors import ConfigError, ReconError
 from recon.money import MoneyError, format_amount, minor_exponent, normalise_currency, to_minor
 from recon.redaction import register_secret
+from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
+
+if TYPE_CHECKING:
+    from recon.secrets import SecretResolver
+    from recon.tenants import WhmcsSettings
 
 logger = logging.getLogger("recon.whmcs")
 
@@ -467,6 +472,27 @@ class WhmcsClient(Closing):
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
+
+
+def whmcs_client_for(
+    tenant: str,
+    settings: WhmcsSettings,
+    secrets: SecretResolver,
+    *,
+    policy: HttpPolicy | None = None,
+    on_page: OnPage | None = None,
+) -> WhmcsClient:
+    """The one way to build a tenant's WHMCS client: URL from its settings, credentials from its
+    secrets (resolved now). Use it as a context manager so its connections are closed."""
+    if settings.base_url is None:
+        raise ConfigError(f"tenant {tenant!r} has no WHMCS base URL")
+    return WhmcsClient(
+        str(settings.base_url),
+        secrets.get(WHMCS_API_IDENTIFIER, tenant),
+        secrets.get(WHMCS_API_SECRET, tenant),
+        policy=policy,
+        on_page=on_page,
+    )
 
 
 # -- parsing (pure; shared with the database mode) --------------------------------------------

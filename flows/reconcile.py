@@ -13,13 +13,12 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from connectors.runtime import Runtime
-from connectors.whmcs import WhmcsClient
+from connectors.whmcs import whmcs_client_for
 from flows.outcome import ApplyFigures, RunOutcome, SourceFigures
 from recon.audit import anchor_for, resolve_chain_key
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.locks import tenant_lock
-from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
 from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
@@ -81,11 +80,7 @@ def reconcile(
             summary = reconcile_task(ctx, window, run_id, matching_config(settings))
             applied: ApplyFigures | None = None
             if apply if apply is not None else settings.auto_apply:
-                with WhmcsClient(
-                    str(settings.whmcs.base_url),
-                    runtime.secrets.get(WHMCS_API_IDENTIFIER, tenant),
-                    runtime.secrets.get(WHMCS_API_SECRET, tenant),
-                ) as writer:
+                with whmcs_client_for(tenant, settings.whmcs, runtime.secrets) as writer:
                     report = apply_task(ctx, writer)
                 applied = ApplyFigures(
                     applied=report.applied,

@@ -23,7 +23,7 @@ from connectors.http import HttpPolicy
 from connectors.pages import Page
 from connectors.quota import QuotaGuard
 from connectors.stripe import StripeClient
-from connectors.whmcs import WhmcsClient
+from connectors.whmcs import whmcs_client_for
 from connectors.whmcs_mysql import WhmcsDatabase
 from recon.db.tenancy import tenant_session
 from recon.errors import ConfigError
@@ -32,8 +32,6 @@ from recon.secrets import (
     GOCARDLESS_SECRET_ID,
     GOCARDLESS_SECRET_KEY,
     STRIPE_SECRET_KEY,
-    WHMCS_API_IDENTIFIER,
-    WHMCS_API_SECRET,
     WHMCS_DB_PASSWORD,
     SecretResolver,
 )
@@ -149,12 +147,12 @@ def _fetcher(
             raise ConfigError(
                 "WHMCS direct MySQL mode is read by `recon` only through its API mode yet"
             )
-        base = _url(s.whmcs.base_url, "WHMCS")
+        _url(s.whmcs.base_url, "WHMCS")  # checked now; secrets only when it runs
         return fetch_all(
-            lambda on_page: WhmcsClient(
-                base,
-                ctx.secrets.get(WHMCS_API_IDENTIFIER, tenant),
-                ctx.secrets.get(WHMCS_API_SECRET, tenant),
+            lambda on_page: whmcs_client_for(
+                tenant,
+                s.whmcs,
+                ctx.secrets,
                 policy=ctx.policy,
                 on_page=page_callback(on_page),
             )

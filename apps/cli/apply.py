@@ -21,9 +21,8 @@ def apply_command(
 
     Holds the tenant's writer lock while it writes: exit 10 when a run or another apply of the
     tenant is writing."""
-    from connectors.whmcs import WhmcsClient
+    from connectors.whmcs import whmcs_client_for
     from recon.db.tenancy import admin_session
-    from recon.secrets import WHMCS_API_IDENTIFIER, WHMCS_API_SECRET
     from recon.tenant_admin import active_tenant
     from recon.tenants import parse_settings
     from tasks.apply import ApplyReport, apply_locked, apply_payments, describe
@@ -34,11 +33,7 @@ def apply_command(
         settings = parse_settings(active_tenant(session, tenant).settings)
     if settings.whmcs.base_url is None:
         raise ConfigError(f"tenant {tenant!r} has no WHMCS base URL to apply payments to")
-    with WhmcsClient(
-        str(settings.whmcs.base_url),
-        rt.secrets.get(WHMCS_API_IDENTIFIER, tenant),
-        rt.secrets.get(WHMCS_API_SECRET, tenant),
-    ) as client:
+    with whmcs_client_for(tenant, settings.whmcs, rt.secrets) as client:
         report: ApplyReport
         if dry_run:
             report = apply_payments(
