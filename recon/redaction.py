@@ -15,8 +15,9 @@ import functools
 import logging
 import re
 import threading
+import types
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -156,18 +157,25 @@ def redact_exceptions(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     still see its type (and a `ReconError`'s exit code).
     """
 
-    @functools.wraps(fn)
+    mask = redact_exception  # a closure cell: the wrapper runs with `fn`'s globals below
+
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
         except BaseException as exc:
-            redact_exception(exc)
+            mask(exc)
             raise
 
+    # Prefect resolves the string annotations of a flow (`validate_parameters`) in the globals of
+    # the function it holds: give the wrapper `fn`'s globals, not this module's.
+    rebound = types.FunctionType(
+        wrapper.__code__, fn.__globals__, fn.__name__, None, wrapper.__closure__
+    )
+    functools.update_wrapper(rebound, fn)
     # Prefect keys a task by its source function's code; keep one key per wrapped function.
-    wrapper.__prefect_task_source__ = fn  # type: ignore[attr-defined]
-    wrapper._recon_redacts_exceptions = True  # type: ignore[attr-defined]
-    return wrapper
+    rebound.__prefect_task_source__ = fn  # type: ignore[attr-defined]
+    rebound._recon_redacts_exceptions = True  # type: ignore[attr-defined]
+    return cast("Callable[_P, _R]", rebound)
 
 
 _factory_lock = threading.Lock()
