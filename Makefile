@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint typecheck pytest bench sync clean
+.PHONY: demo test lint typecheck pytest bench bench-pipeline sync clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,6 +40,9 @@ test: lint typecheck pytest
 
 bench: sync
 	$(BIN)/python -m bench.match_bench
+
+bench-pipeline: sync
+	$(BIN)/python -m bench.pipeline_bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
