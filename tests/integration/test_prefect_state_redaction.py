@@ -112,3 +112,5 @@ def test_every_flow_and_task_of_the_project_masks_its_exceptions() -> None:
     assert {"daily", "reconcile", "backfill", "on-provider-event"} <= set(names)
     unmasked = [r.name for r in runnables if not getattr(r.fn, "_recon_redacts_exceptions", False)]
     assert unmasked == []
+    # Prefect resolves a flow's string annotations in the globals of the function it holds
+    assert all(r.fn.__globals__ is r.fn.__wrapped__.__globals__ for r in runnables)
