@@ -289,7 +289,7 @@ def demo_exports(stdout: str) -> list[str]:
 
 def in_shell(exports: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     """`recon ARGS` in a shell that first ran `exports`, as a person pasting them would."""
-    script = "\n".join([*exports, 'exec "$0" -m recon "$@"'])
+    script = "\n".join([*exports, 'exec "$0" -m apps "$@"'])
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
     return subprocess.run(
         ["bash", "-c", script, sys.executable, *args],
