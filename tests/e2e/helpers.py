@@ -525,3 +525,30 @@ def table_counts(engine: Engine, tables: Iterable[str]) -> dict[str, int]:
             table: int(connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
             for table in tables
         }
+
+
+class PrefectReads:
+    """Reads of the Prefect server's REST API that the end-to-end stacks share."""
+
+    api: httpx.Client
+
+    def flow_run(self, flow_run_id: str) -> dict[str, Any]:
+        """One flow run, as the API returns it."""
+        response = self.api.get(f"/flow_runs/{flow_run_id}")
+        response.raise_for_status()
+        return dict(response.json())
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """One deployment by its `flow/deployment` name."""
+        response = self.api.get(f"/deployments/name/{name}")
+        response.raise_for_status()
+        return dict(response.json())
+
+    def flow_runs_of(self, deployment_id: str) -> list[dict[str, Any]]:
+        """The flow runs of one deployment (at most 50)."""
+        response = self.api.post(
+            "/flow_runs/filter",
+            json={"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 50},
+        )
+        response.raise_for_status()
+        return list(response.json())

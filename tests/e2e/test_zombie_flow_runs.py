@@ -40,6 +40,7 @@ from tests.e2e.helpers import (
     TENANT,
     WORLD_END,
     WORLD_START,
+    PrefectReads,
     PrefectServer,
     SandboxEnv,
     Service,
@@ -64,7 +65,7 @@ CLOSE_TIMEOUT = 240.0
 
 
 @dataclass
-class Zombies:
+class Zombies(PrefectReads):
     """The server, the tenant's database and the worker of this module."""
 
     server: PrefectServer
@@ -91,24 +92,6 @@ class Zombies:
         parts = [f"--- {w.name} ---\n{w.log_tail()}" for w in self.workers]
         parts.append(f"--- prefect server ---\n{self.server.service.log_tail()}")
         return "\n".join(parts)
-
-    def flow_run(self, flow_run_id: str) -> dict[str, Any]:
-        response = self.api.get(f"/flow_runs/{flow_run_id}")
-        response.raise_for_status()
-        return dict(response.json())
-
-    def deployment(self, name: str) -> dict[str, Any]:
-        response = self.api.get(f"/deployments/name/{name}")
-        response.raise_for_status()
-        return dict(response.json())
-
-    def flow_runs_of(self, deployment_id: str) -> list[dict[str, Any]]:
-        response = self.api.post(
-            "/flow_runs/filter",
-            json={"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 50},
-        )
-        response.raise_for_status()
-        return list(response.json())
 
     def automations_named(self, name: str) -> list[dict[str, Any]]:
         response = self.api.post("/automations/filter", json={})
