@@ -51,3 +51,23 @@ class BatchHeldError(ReconError):
     """Too many rows of a batch failed validation; none of it was loaded."""
 
     exit_code = 11
+
+
+class PermissionDeniedError(ReconError):
+    """The acting user may not do this: unknown or disabled, no grant on the tenant, or a role
+    that does not allow it (an auditor's write)."""
+
+    exit_code = 13
+
+
+class ConflictError(ReconError):
+    """Someone else changed the thing first; the message says who, what and when."""
+
+    exit_code = 14
+
+
+class RuleViolationError(ReconError):
+    """A decision would break a rule of the books (over-allocation, another currency, a
+    cancelled invoice); the message names the rule."""
+
+    exit_code = 15

@@ -350,6 +350,8 @@ class Allocation(TenantScoped, Base):
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
     created_by: Mapped[str] = mapped_column(String(200), default="engine")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # why a person allocated or reversed (free text, shown in the report)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class ReconException(TenantScoped, Timestamps, Base):
@@ -382,6 +384,11 @@ class ReconException(TenantScoped, Timestamps, Base):
     closed_reason: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[dt.datetime | None]
     closed_by_run: Mapped[str | None] = mapped_column(String(36))
+    # how a person resolved it (matched, not_customer, refunded, duplicate, written_off, other);
+    # `resolution` holds their note
+    resolution_kind: Mapped[str | None] = mapped_column(String(32))
+    # who made the last change (a user's email, or "engine"): what a ConflictError names
+    updated_by: Mapped[str | None] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -462,6 +469,59 @@ class AuditEntry(TenantScoped, Base):
     # 1: plain SHA-256 (written before the chain was keyed); 2: HMAC-SHA256 with audit_chain_key.
     chain_version: Mapped[int] = mapped_column(Integer, server_default="1")
     key_id: Mapped[str | None] = mapped_column(String(16))
+
+
+class User(Timestamps, Base):
+    """A person who signs in: finance staff, an auditor or an admin. Not tenant-scoped; what
+    tenants a user may see is in `tenant_grants`."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email"),
+        CheckConstraint("role IN ('finance', 'auditor', 'admin')", name="role_known"),
+    )
+
+    id: Mapped[IntPK]
+    email: Mapped[str] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Argon2id (PHC string); None for users who sign in only through OIDC
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    last_login_at: Mapped[dt.datetime | None]
+
+
+class TenantGrant(TenantScoped, Base):
+    """One user's access to one tenant (under row-level security like every tenant row)."""
+
+    __tablename__ = "tenant_grants"
+    __table_args__ = (UniqueConstraint("tenant_id", "user_id"),)
+
+    id: Mapped[IntPK]
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BalanceSnapshot(TenantScoped, Base):
+    """A bank balance as the bank reported it, kept per run for the report's tie-out
+    (opening + movements = closing)."""
+
+    __tablename__ = "balance_snapshots"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "account_ref", "balance_type", "reference_date", "currency"),
+    )
+
+    id: Mapped[IntPK]
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    provider: Mapped[str] = mapped_column(SourceName)
+    account_ref: Mapped[str] = mapped_column(ExternalId)
+    balance_type: Mapped[str] = mapped_column(String(32))
+    reference_date: Mapped[dt.date] = mapped_column(Date)
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(Currency)
+    raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id"))
+    fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(
