@@ -46,3 +46,17 @@ def current_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli:unknown"
+
+
+def acting_user(explicit: str | None) -> str:
+    """The email of the person a people-command acts as: `--as EMAIL`, else RECON_USER.
+
+    The service layer checks that this user exists, is active, and may do the command."""
+    from recon.errors import PermissionDeniedError
+
+    email = (explicit or os.environ.get("RECON_USER") or "").strip()
+    if not email:
+        raise PermissionDeniedError(
+            "this command acts as a person: pass --as EMAIL or set RECON_USER"
+        )
+    return email
