@@ -1,0 +1,418 @@
+"""Read-only figures for the ops UI's Overview and Runs pages, aggregated in the database.
+
+Every function checks READ on the tenant first (in its own transaction) and returns frozen
+dataclasses. Money is summed per currency in integer minor units; rates are plain fractions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, exists, func, literal, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from recon.db.base import utcnow
+from recon.db.models import (
+    Allocation,
+    QuarantinedRow,
+    ReconException,
+    Run,
+    Transaction,
+    ValidationResult,
+)
+from recon.db.tenancy import tenant_session
+from recon.locks import TenantBusyError, tenant_lock
+from recon.review.access import Actor, Permission, require
+
+CUSTOMER_KINDS = ("payment", "charge")
+"""Transaction kinds that are money a customer paid (not fees, refunds or payouts)."""
+AGE_BUCKETS: tuple[tuple[str, int], ...] = (("0-7 d", 7), ("8-30 d", 30), ("31-90 d", 90))
+OLDEST_BUCKET = "> 90 d"
+STUCK_AFTER = dt.timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A sum of money in one currency (minor units)."""
+
+    currency: str
+    minor: int
+
+
+@dataclass(frozen=True)
+class DayRate:
+    """Of the customer payments booked on `day`, how many carry a live allocation."""
+
+    day: dt.date
+    payments: int
+    matched: int
+
+    @property
+    def rate(self) -> float:
+        """Matched share of the day's payments (0..1)."""
+        return self.matched / self.payments if self.payments else 0.0
+
+
+@dataclass(frozen=True)
+class AgeKindCount:
+    """Open exceptions of one kind in one age bucket."""
+
+    age: str
+    kind: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SourceAmount:
+    """Money received from one source in one currency."""
+
+    source: str
+    currency: str
+    minor: int
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as the UI shows it; `shown_status` says `stuck` for a running row nobody writes."""
+
+    id: str
+    kind: str
+    status: str
+    stuck: bool
+    window_from: dt.date
+    window_to: dt.date
+    sources: tuple[str, ...]
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    duration_seconds: float | None
+    counts: dict[str, Any]
+    error: str | None
+    validation_failures: tuple[ValidationFailure, ...] = ()
+    quarantined: tuple[QuarantineView, ...] = ()
+
+    @property
+    def shown_status(self) -> str:
+        """`stuck` for a running row whose writer is gone, else the stored status."""
+        return "stuck" if self.stuck else self.status
+
+
+@dataclass(frozen=True)
+class ValidationFailure:
+    """An expectation suite that failed on a batch of a run."""
+
+    dataset: str
+    suite: str
+    rows_failed: int
+    rows_evaluated: int
+    held: bool
+    expectations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QuarantineView:
+    """A quarantined provider record with the reasons (the expectations it broke)."""
+
+    provider: str
+    dataset: str
+    row_key: str
+    booked_on: dt.date | None
+    amount_minor: int | None
+    currency: str | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What a finance lead looks at first, for one tenant and period."""
+
+    tenant_id: str
+    date_from: dt.date
+    date_to: dt.date
+    received: tuple[Amount, ...]
+    allocated_auto: tuple[Amount, ...]
+    allocated_manual: tuple[Amount, ...]
+    payments: int
+    matched_payments: int
+    open_count: int
+    open_sum: tuple[Amount, ...]
+    oldest_open_days: int | None
+    match_rate_by_day: tuple[DayRate, ...]
+    open_by_age_kind: tuple[AgeKindCount, ...]
+    received_by_source: tuple[SourceAmount, ...]
+    last_run: RunView | None
+
+    @property
+    def match_rate(self) -> float:
+        """Share of the period's customer payments that carry a live allocation (0..1)."""
+        return self.matched_payments / self.payments if self.payments else 0.0
+
+
+def live_allocation() -> ColumnElement[bool]:
+    """A live allocation: not a reversal, and not reversed by one (as tasks/decisions.py)."""
+    reversal = aliased(Allocation)
+    return and_(
+        Allocation.reverses_id.is_(None),
+        ~exists().where(reversal.reverses_id == Allocation.id),
+    )
+
+
+def transaction_ref_of() -> ColumnElement[str]:
+    """`source:account_ref:source_id`, the ref allocations and exceptions name a payment by."""
+    return Transaction.source + literal(":") + Transaction.account_ref + ":" + Transaction.source_id
+
+
+def _period_payments(date_from: dt.date, date_to: dt.date) -> list[ColumnElement[bool]]:
+    return [
+        Transaction.booked_on.between(date_from, date_to),
+        Transaction.amount_minor > 0,
+        Transaction.kind.in_(CUSTOMER_KINDS),
+    ]
+
+
+def _allocated_per_ref(*criteria: ColumnElement[bool]) -> Any:
+    return (
+        select(
+            Allocation.transaction_ref.label("ref"),
+            func.sum(Allocation.amount_minor).label("minor"),
+        )
+        .where(live_allocation(), *criteria)
+        .group_by(Allocation.transaction_ref)
+        .subquery()
+    )
+
+
+def _amounts(rows: Any) -> tuple[Amount, ...]:
+    return tuple(Amount(str(c), int(m or 0)) for c, m in rows if c is not None)
+
+
+def _received(session: Session, date_from: dt.date, date_to: dt.date) -> tuple[Any, ...]:
+    period = _period_payments(date_from, date_to)
+    by_source = session.execute(
+        select(Transaction.source, Transaction.currency, func.sum(Transaction.amount_minor))
+        .where(*period)
+        .group_by(Transaction.source, Transaction.currency)
+        .order_by(Transaction.source, Transaction.currency)
+    ).all()
+    sources = tuple(SourceAmount(s, c, int(m or 0)) for s, c, m in by_source)
+    totals: dict[str, int] = {}
+    for item in sources:
+        totals[item.currency] = totals.get(item.currency, 0) + item.minor
+    return sources, tuple(Amount(c, m) for c, m in sorted(totals.items()))
+
+
+def _allocated(
+    session: Session, date_from: dt.date, date_to: dt.date, *criteria: ColumnElement[bool]
+) -> tuple[Amount, ...]:
+    per_ref = _allocated_per_ref(*criteria)
+    rows = session.execute(
+        select(Transaction.currency, func.sum(per_ref.c.minor))
+        .join(per_ref, per_ref.c.ref == transaction_ref_of())
+        .where(*_period_payments(date_from, date_to))
+        .group_by(Transaction.currency)
+        .order_by(Transaction.currency)
+    ).all()
+    return _amounts(rows)
+
+
+def _rate_by_day(session: Session, date_from: dt.date, date_to: dt.date) -> tuple[DayRate, ...]:
+    per_ref = _allocated_per_ref()
+    matched = case((per_ref.c.ref.is_not(None), 1), else_=0)
+    rows = session.execute(
+        select(Transaction.booked_on, func.count(), func.sum(matched))
+        .outerjoin(per_ref, per_ref.c.ref == transaction_ref_of())
+        .where(*_period_payments(date_from, date_to))
+        .group_by(Transaction.booked_on)
+        .order_by(Transaction.booked_on)
+    ).all()
+    return tuple(DayRate(day, int(n), int(m or 0)) for day, n, m in rows)
+
+
+def _age_bucket(now: dt.datetime) -> ColumnElement[str]:
+    whens = [
+        (ReconException.created_at >= now - dt.timedelta(days=days), literal(label))
+        for label, days in AGE_BUCKETS
+    ]
+    return case(*whens, else_=literal(OLDEST_BUCKET))
+
+
+def _open_exceptions(session: Session, now: dt.datetime) -> tuple[Any, ...]:
+    is_open = ReconException.status == "open"
+    count, oldest = session.execute(
+        select(func.count(), func.min(ReconException.created_at)).where(is_open)
+    ).one()
+    sums = session.execute(
+        select(ReconException.currency, func.sum(ReconException.amount_minor))
+        .where(is_open, ReconException.currency.is_not(None))
+        .group_by(ReconException.currency)
+        .order_by(ReconException.currency)
+    ).all()
+    bucket = _age_bucket(now).label("age")
+    by_age = session.execute(
+        select(bucket, ReconException.kind, func.count())
+        .where(is_open)
+        .group_by(bucket, ReconException.kind)
+        .order_by(bucket, ReconException.kind)
+    ).all()
+    oldest_days = (now - _aware(oldest)).days if oldest is not None else None
+    ages = tuple(AgeKindCount(a, k, int(n)) for a, k, n in by_age)
+    return int(count), _amounts(sums), oldest_days, ages
+
+
+def overview(
+    engine: Engine, acting: Actor | str, tenant_id: str, date_from: dt.date, date_to: dt.date
+) -> Overview:
+    """The Overview page's figures and chart series for `tenant_id` over [date_from, date_to]."""
+    now = utcnow()
+    with tenant_session(engine, tenant_id) as session:
+        require(session, acting, tenant_id, Permission.READ)
+        by_source, received = _received(session, date_from, date_to)
+        auto = _allocated(session, date_from, date_to, Allocation.decision == "auto")
+        manual = _allocated(session, date_from, date_to, Allocation.origin == "manual")
+        days = _rate_by_day(session, date_from, date_to)
+        open_count, open_sum, oldest, ages = _open_exceptions(session, now)
+        last = session.scalars(
+            select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)
+        ).first()
+    last_run = _views(engine, tenant_id, [last], now)[0] if last is not None else None
+    return Overview(
+        tenant_id=tenant_id,
+        date_from=date_from,
+        date_to=date_to,
+        received=received,
+        allocated_auto=auto,
+        allocated_manual=manual,
+        payments=sum(d.payments for d in days),
+        matched_payments=sum(d.matched for d in days),
+        open_count=open_count,
+        open_sum=open_sum,
+        oldest_open_days=oldest,
+        match_rate_by_day=days,
+        open_by_age_kind=ages,
+        received_by_source=by_source,
+        last_run=last_run,
+    )
+
+
+# -- runs -------------------------------------------------------------------------------------------
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite returns naive datetimes for what was stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _writer_alive(engine: Engine, tenant_id: str) -> bool:
+    try:
+        with tenant_lock(engine, tenant_id):
+            return False
+    except TenantBusyError:
+        return True
+
+
+def _views(
+    engine: Engine,
+    tenant_id: str,
+    runs: list[Run],
+    now: dt.datetime,
+    details: dict[str, tuple[tuple[ValidationFailure, ...], tuple[QuarantineView, ...]]]
+    | None = None,
+) -> list[RunView]:
+    writer = any(r.status == "running" for r in runs) and _writer_alive(engine, tenant_id)
+    views = []
+    for run in runs:
+        started = _aware(run.started_at)
+        finished = _aware(run.finished_at) if run.finished_at else None
+        running = run.status == "running"
+        end = finished or (now if running else None)
+        failures, quarantined = (details or {}).get(run.id, ((), ()))
+        views.append(
+            RunView(
+                id=run.id,
+                kind=run.kind,
+                status=run.status,
+                stuck=running and (not writer or now - started > STUCK_AFTER),
+                window_from=run.window_from,
+                window_to=run.window_to,
+                sources=tuple(run.sources or ()),
+                started_at=started,
+                finished_at=finished,
+                duration_seconds=round((end - started).total_seconds(), 3) if end else None,
+                counts=dict(run.counts or {}),
+                error=run.error,
+                validation_failures=failures,
+                quarantined=quarantined,
+            )
+        )
+    return views
+
+
+def _failed_expectations(result: dict[str, Any]) -> tuple[str, ...]:
+    """Names of the failed expectations in a stored GX result (best effort over its shape)."""
+    names: list[str] = []
+    for item in result.get("results", []) if isinstance(result, dict) else []:
+        if isinstance(item, dict) and not item.get("success", True):
+            config = item.get("expectation_config") or {}
+            kind = config.get("type") or config.get("expectation_type") or "expectation"
+            column = (config.get("kwargs") or {}).get("column")
+            names.append(f"{kind}({column})" if column else str(kind))
+    return tuple(names)
+
+
+def _run_details(
+    session: Session, run_ids: list[str], quarantine_limit: int
+) -> dict[str, tuple[tuple[ValidationFailure, ...], tuple[QuarantineView, ...]]]:
+    failures: dict[str, list[ValidationFailure]] = {r: [] for r in run_ids}
+    for v in session.scalars(
+        select(ValidationResult)
+        .where(ValidationResult.run_id.in_(run_ids), ValidationResult.success.is_(False))
+        .order_by(ValidationResult.id)
+    ):
+        failures[v.run_id].append(
+            ValidationFailure(
+                v.dataset,
+                v.suite,
+                v.rows_failed,
+                v.rows_evaluated,
+                v.held,
+                _failed_expectations(v.result),
+            )
+        )
+    quarantined: dict[str, list[QuarantineView]] = {r: [] for r in run_ids}
+    for q in session.scalars(
+        select(QuarantinedRow)
+        .where(QuarantinedRow.run_id.in_(run_ids))
+        .order_by(QuarantinedRow.id)
+        .limit(quarantine_limit)
+    ):
+        quarantined[q.run_id or ""] = [
+            *quarantined.get(q.run_id or "", []),
+            QuarantineView(
+                q.provider,
+                q.dataset,
+                q.row_key,
+                q.booked_on,
+                q.amount_minor,
+                q.currency,
+                tuple(str(r) for r in q.reasons or ()),
+            ),
+        ]
+    return {r: (tuple(failures[r]), tuple(quarantined.get(r, []))) for r in run_ids}
+
+
+def recent_runs(
+    engine: Engine, acting: Actor | str, tenant_id: str, *, limit: int = 20
+) -> list[RunView]:
+    """The tenant's latest runs, newest first, with failed validations and quarantined rows."""
+    now = utcnow()
+    with tenant_session(engine, tenant_id) as session:
+        require(session, acting, tenant_id, Permission.READ)
+        runs = list(
+            session.scalars(
+                select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(max(1, limit))
+            )
+        )
+        details = _run_details(session, [r.id for r in runs], quarantine_limit=500)
+    return _views(engine, tenant_id, runs, now, details)
