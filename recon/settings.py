@@ -102,6 +102,15 @@ class Settings(BaseSettings):
     vault_role_id: SecretStr | None = None
     vault_secret_id: SecretStr | None = None
 
+    local_passwords: bool = Field(
+        default=False,
+        description="Allow local passwords in production (production signs in through OIDC).",
+    )
+    oidc_mapping: Path | None = Field(
+        default=None,
+        description="TOML or JSON file that maps OIDC identities (issuer + email or group) to roles.",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

@@ -16,6 +16,7 @@ from apps.cli.context import err_console, reset_runtime, runtime
 from apps.cli.demo import demo_command
 from apps.cli.match import match_command
 from apps.cli.run import run_command
+from apps.cli.users import app as users_app
 from recon.errors import ConfigError, ReconError
 from recon.logs import configure_logging, remove_handler
 from recon.redaction import redact
@@ -38,6 +39,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(automations.app, name="automations")
 app.add_typer(runs.app, name="runs")
+app.add_typer(users_app, name="user")
 
 log = logging.getLogger("apps.cli")
 INTERRUPTED = 130
