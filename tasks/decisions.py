@@ -435,12 +435,14 @@ def store_exceptions(
             for field_name, value in values.items():
                 setattr(current, field_name, value)
             current.run_id = run_id
+            current.updated_by = ENGINE  # what a person's stale write is told
             changed += 1
         elif current.status == "closed" and current.closed_by_run is not None:
             for field_name, value in values.items():
                 setattr(current, field_name, value)
             current.status = "open"
             current.run_id = run_id
+            current.updated_by = ENGINE
             current.closed_reason = current.closed_at = current.closed_by_run = None
             session.flush()
             _audit_exception(session, current, "exception.reopened", run_id, "raised again")
@@ -454,6 +456,7 @@ def store_exceptions(
         exception.closed_reason = reason
         exception.closed_at = now
         exception.closed_by_run = run_id
+        exception.updated_by = ENGINE
         session.flush()
         _audit_exception(session, exception, "exception.closed", run_id, reason)
     session.flush()

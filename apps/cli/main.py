@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from apps.cli import audit, automations, db, runs, sandbox, tenant, webhooks
+from apps.cli import audit, automations, db, exceptions, runs, sandbox, tenant, webhooks
 from apps.cli.apply import apply_command
 from apps.cli.backfill import backfill_command
 from apps.cli.context import err_console, reset_runtime, runtime
@@ -39,6 +39,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(automations.app, name="automations")
 app.add_typer(runs.app, name="runs")
+app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(users_app, name="user")
 
 log = logging.getLogger("apps.cli")

@@ -361,6 +361,8 @@ class ReconException(TenantScoped, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "exception_key"),
         Index("ix_exceptions_queue", "tenant_id", "status", "kind"),
+        # the work queue's default order: open exceptions, oldest first, keyset on (created, id)
+        Index("ix_exceptions_age", "tenant_id", "status", "created_at", "id"),
     )
 
     id: Mapped[IntPK]

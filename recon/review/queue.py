@@ -1,0 +1,278 @@
+"""The work queue: exceptions filtered, sorted and keyset-paginated, and an overview of them.
+
+Reads need the READ permission on the tenant. Filters and sorts run in SQL; a page is fetched
+with a keyset condition on (sort key, id), never OFFSET, so page 1,000 costs what page 1 does.
+The payer and reference of a page's payments are read in a second query by the transactions'
+natural key (an index lookup per row), not joined over the whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from recon.db.base import utcnow
+from recon.db.models import ReconException, Transaction
+from recon.db.tenancy import tenant_session
+from recon.errors import RuleViolationError
+from recon.money import MoneyError, to_minor
+from recon.review.access import Actor, Permission, require
+from recon.review.views import (
+    AGE_BUCKETS,
+    UNASSIGNED,
+    ExceptionView,
+    OverviewRow,
+    QueueCursor,
+    QueueFilter,
+    QueueOverview,
+    QueuePage,
+    QueueSort,
+    as_utc,
+    decimal_text,
+)
+
+MAX_PAGE = 500
+_E = ReconException
+
+
+def parse_amount_bound(text: str, currency: str | None) -> int:
+    """A `--min`/`--max` decimal string as minor units: in `currency`'s decimals when one is
+    given, else with two decimals (the common case); RuleViolationError if it is not a number."""
+    try:
+        if currency:
+            return to_minor(text, currency.strip().upper())
+        value = Decimal(text.strip()).scaleb(2)
+        if not value.is_finite() or value != value.to_integral_value():
+            raise MoneyError(f"{text!r} has more than two decimals; pass --currency")
+        return int(value)
+    except (MoneyError, InvalidOperation):
+        raise RuleViolationError(
+            f"{text!r} is not an amount; write it as a decimal such as 12.50"
+        ) from None
+
+
+def transaction_ref_expr() -> ColumnElement[str]:
+    """SQL of a transaction's `transaction_ref` ("source:account:source id")."""
+    return Transaction.source + ":" + Transaction.account_ref + ":" + Transaction.source_id
+
+
+def _filters(filters: QueueFilter, now: dt.datetime) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if filters.kind:
+        where.append(_E.kind == filters.kind)
+    if filters.status:
+        where.append(_E.status == filters.status)
+    if filters.assignee == UNASSIGNED:
+        where.append(_E.assignee.is_(None))
+    elif filters.assignee:
+        where.append(func.lower(_E.assignee) == filters.assignee.strip().lower())
+    if filters.source:
+        where.append(_E.transaction_ref.like(f"{_escape(filters.source.strip())}:%", escape="\\"))
+    if filters.currency:
+        where.append(_E.currency == filters.currency.strip().upper())
+    if filters.min_minor is not None:
+        where.append(_E.amount_minor >= filters.min_minor)
+    if filters.max_minor is not None:
+        where.append(_E.amount_minor <= filters.max_minor)
+    if filters.older_than_days is not None:
+        where.append(_E.created_at < now - dt.timedelta(days=filters.older_than_days))
+    if filters.search and filters.search.strip():
+        pattern = f"%{_escape(filters.search.strip())}%"
+        matching = select(transaction_ref_expr()).where(
+            or_(
+                Transaction.counterparty.ilike(pattern, escape="\\"),
+                Transaction.reference.ilike(pattern, escape="\\"),
+            )
+        )
+        where.append(_E.transaction_ref.in_(matching))
+    return where
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _sort_key(sort: QueueSort) -> tuple[ColumnElement[object], bool]:
+    """The sort column and whether it runs descending (the id breaks ties the same way)."""
+    if sort is QueueSort.AMOUNT:
+        return func.coalesce(_E.amount_minor, 0), True
+    if sort is QueueSort.KIND:
+        return _E.kind, False  # type: ignore[return-value]
+    return _E.created_at, False  # type: ignore[return-value]
+
+
+def _cursor_value(cursor: QueueCursor) -> object:
+    try:
+        if cursor.sort is QueueSort.AMOUNT:
+            return int(cursor.key)
+        if cursor.sort is QueueSort.AGE:
+            return dt.datetime.fromisoformat(cursor.key)
+    except ValueError:
+        raise RuleViolationError("the queue cursor is damaged; list from the start") from None
+    return cursor.key
+
+
+def _key_text(sort: QueueSort, row: ReconException) -> str:
+    if sort is QueueSort.AMOUNT:
+        return str(row.amount_minor or 0)
+    if sort is QueueSort.KIND:
+        return row.kind
+    return row.created_at.isoformat()
+
+
+def _after(sort: QueueSort, cursor: QueueCursor) -> ColumnElement[bool]:
+    if cursor.sort is not sort:
+        raise RuleViolationError(
+            f"this cursor continues a listing sorted by {cursor.sort.value}, not {sort.value}"
+        )
+    column, descending = _sort_key(sort)
+    value = _cursor_value(cursor)
+    if descending:
+        return or_(column < value, and_(column == value, _E.id < cursor.last_id))
+    return or_(column > value, and_(column == value, _E.id > cursor.last_id))
+
+
+def list_exceptions(
+    engine: Engine,
+    acting: Actor | str,
+    tenant_id: str,
+    filters: QueueFilter | None = None,
+    *,
+    sort: QueueSort = QueueSort.AGE,
+    after: QueueCursor | None = None,
+    limit: int = 50,
+    now: dt.datetime | None = None,
+) -> QueuePage:
+    """One page of the tenant's exceptions matching `filters`, in `sort` order (READ)."""
+    filters = filters or QueueFilter()
+    limit = max(1, min(limit, MAX_PAGE))
+    now = now or utcnow()
+    column, descending = _sort_key(sort)
+    order = (column.desc(), _E.id.desc()) if descending else (column.asc(), _E.id.asc())
+    where = _filters(filters, now)
+    if after is not None:
+        where.append(_after(sort, after))
+    with tenant_session(engine, tenant_id) as session:
+        require(session, acting, tenant_id, Permission.READ)
+        rows = list(session.scalars(select(_E).where(*where).order_by(*order).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = tuple(exception_views(session, rows, now))
+    next_cursor = (
+        QueueCursor(sort, _key_text(sort, rows[-1]), rows[-1].id) if more and rows else None
+    )
+    return QueuePage(items, next_cursor, sort)
+
+
+def _split(ref: str) -> tuple[str, str, str] | None:
+    parts = ref.split(":", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def payments_by_ref(session: Session, refs: Iterable[str | None]) -> dict[str, Transaction]:
+    """The transactions named by `refs` (by their natural key), keyed by transaction_ref."""
+    keys = sorted({key for ref in refs if ref and (key := _split(ref)) is not None})
+    found: dict[str, Transaction] = {}
+    for start in range(0, len(keys), 200):
+        chunk = keys[start : start + 200]
+        for txn in session.scalars(
+            select(Transaction).where(
+                tuple_(Transaction.source, Transaction.account_ref, Transaction.source_id).in_(
+                    chunk
+                )
+            )
+        ):
+            found[f"{txn.source}:{txn.account_ref}:{txn.source_id}"] = txn
+    return found
+
+
+def exception_views(
+    session: Session, rows: Sequence[ReconException], now: dt.datetime
+) -> list[ExceptionView]:
+    """Views of `rows` with their payment's source, payer and reference."""
+    payments = payments_by_ref(session, (row.transaction_ref for row in rows))
+    return [view_of(row, payments.get(row.transaction_ref or ""), now) for row in rows]
+
+
+def view_of(row: ReconException, payment: Transaction | None, now: dt.datetime) -> ExceptionView:
+    """The view of one exception row (and its payment, if it has one)."""
+    created = as_utc(row.created_at) or now
+    source = payment.source if payment is not None else None
+    if source is None and row.transaction_ref and _split(row.transaction_ref):
+        source = row.transaction_ref.split(":", 1)[0]
+    return ExceptionView(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        amount=decimal_text(row.amount_minor, row.currency),
+        assignee=row.assignee,
+        version=row.version,
+        created_at=created,
+        updated_at=as_utc(row.updated_at) or created,
+        age_days=max(0, (now - created).days),
+        transaction_ref=row.transaction_ref,
+        invoice_id=row.invoice_id,
+        subject_ref=row.subject_ref,
+        detail=row.detail or "",
+        source=source,
+        payer=payment.counterparty if payment is not None else None,
+        reference=payment.reference if payment is not None else None,
+        resolution_kind=row.resolution_kind,
+        resolution_note=row.resolution,
+        resolved_by=row.resolved_by,
+        resolved_at=as_utc(row.resolved_at),
+        closed_reason=row.closed_reason,
+        updated_by=row.updated_by,
+    )
+
+
+def _bucket(now: dt.datetime) -> ColumnElement[str]:
+    bounds = (7, 30, 90)
+    return case(
+        *(
+            (_E.created_at >= now - dt.timedelta(days=days), label)
+            for days, label in zip(bounds, AGE_BUCKETS, strict=False)
+        ),
+        else_=AGE_BUCKETS[-1],
+    )
+
+
+def queue_overview(
+    engine: Engine, acting: Actor | str, tenant_id: str, *, now: dt.datetime | None = None
+) -> QueueOverview:
+    """Counts and sums (per currency) of the tenant's exceptions by status, kind and age bucket
+    (0-7, 8-30, 31-90, >90 days), aggregated in SQL (READ)."""
+    now = now or utcnow()
+    # bucketed in a subquery: PostgreSQL cannot tell that the CASE's bound dates in SELECT and
+    # GROUP BY are the same expression
+    inner = select(
+        _E.status, _E.kind, _bucket(now).label("bucket"), _E.currency, _E.amount_minor
+    ).subquery()
+    keys = (inner.c.status, inner.c.kind, inner.c.bucket, inner.c.currency)
+    query = (
+        select(*keys, func.count(), func.coalesce(func.sum(inner.c.amount_minor), 0))
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    with tenant_session(engine, tenant_id) as session:
+        require(session, acting, tenant_id, Permission.READ)
+        result = session.execute(query).all()
+    rows = tuple(
+        OverviewRow(
+            status=status,
+            kind=kind,
+            age_bucket=str(label),
+            currency=currency,
+            count=int(count),
+            amount_minor=int(total),
+            amount=decimal_text(int(total), currency),
+        )
+        for status, kind, label, currency, count, total in result
+    )
+    return QueueOverview(now, rows)
