@@ -35,16 +35,22 @@ PasswordStdin = Annotated[
 ]
 
 
-def _read_password(from_stdin: bool) -> str:
-    """One line of stdin, or a password asked twice without echo on a terminal."""
+def _read_password(from_stdin: bool, *, optional: bool = False) -> str | None:
+    """One line of stdin, or a password asked twice without echo on a terminal (`optional`:
+    an empty answer means none)."""
     if from_stdin:
         password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
         if not password:
             raise ConfigError("--password-stdin read an empty line; pipe the password in")
         return password
     if not sys.stdin.isatty():
+        if optional:
+            return None
         raise ConfigError("there is no terminal to ask for the password; use --password-stdin")
-    first = getpass.getpass("New password: ")
+    hint = " (empty: sign in through OIDC only)" if optional else ""
+    first = getpass.getpass(f"New password{hint}: ")
+    if optional and not first:
+        return None
     if getpass.getpass("Repeat it: ") != first:
         raise ConfigError("the two passwords differ; nothing was changed")
     return first
@@ -77,7 +83,8 @@ def add(
     password_stdin: PasswordStdin = False,
     as_: AsOption = None,
 ) -> None:
-    """Add a user. Without --password-stdin they sign in only through OIDC.
+    """Add a user, with a password from stdin or asked on a terminal, or none (then they sign
+    in only through OIDC).
 
     While there is no active admin, the first admin may be added without --as."""
     from recon.review.users import add_user
@@ -86,7 +93,7 @@ def add(
         acting: str | None = acting_user(as_)
     except PermissionDeniedError:
         acting = None  # the bootstrap; the service refuses it once an admin exists
-    password = _read_password(True) if password_stdin else None
+    password = _read_password(password_stdin, optional=True)
     info = add_user(
         runtime().checked_engine(),
         acting,
@@ -140,6 +147,18 @@ def disable(
     console.print(f"user {_summary(info)}", highlight=False)
 
 
+@app.command("enable")
+def enable(
+    email: Annotated[str, typer.Argument(help="The user to enable again.")],
+    as_: AsOption = None,
+) -> None:
+    """Enable a disabled user again, with the role and tenants they had."""
+    from recon.review.users import enable_user
+
+    info = enable_user(runtime().checked_engine(), acting_user(as_), email)
+    console.print(f"user {_summary(info)}", highlight=False)
+
+
 @app.command("grant")
 def grant(
     email: Annotated[str, typer.Argument(help="The user.")],
@@ -176,6 +195,6 @@ def password(
     from recon.review.users import set_password
 
     acting = acting_user(as_)
-    secret = _read_password(password_stdin)
+    secret = _read_password(password_stdin) or ""
     info = set_password(runtime().checked_engine(), acting, email, secret)
     console.print(f"password of {info.email} set", highlight=False)

@@ -305,22 +305,31 @@ def list_users(engine: Engine, acting: Actor | str) -> list[UserInfo]:
 
 def disable_user(engine: Engine, acting: Actor | str, email: str) -> UserInfo:
     """Disable a user: they can no longer sign in or act. The last active admin stays."""
+    return _set_active(engine, acting, email, active=False)
+
+
+def enable_user(engine: Engine, acting: Actor | str, email: str) -> UserInfo:
+    """Enable a disabled user again, with the role and grants they had."""
+    return _set_active(engine, acting, email, active=True)
+
+
+def _set_active(engine: Engine, acting: Actor | str, email: str, *, active: bool) -> UserInfo:
     with admin_session(engine) as session:
         actor = require_global(session, acting, Permission.MANAGE)
         user = _user(session, email)
-        if not user.active:
+        if user.active == active:
             return _info_now(session, user)
-        if user.role == Role.ADMIN.value and _active_admins(session) <= 1:
+        if not active and user.role == Role.ADMIN.value and _active_admins(session) <= 1:
             raise RuleViolationError(
                 f"{user.email} is the last active admin; add another admin before disabling them"
             )
-        user.active = False
+        user.active = active
         info = _info_now(session, user)
         audit_user_change(
             session,
             info.tenants,
             actor=actor.email,
-            action="user.disabled",
+            action="user.enabled" if active else "user.disabled",
             email=user.email,
             details={"role": user.role},
         )
@@ -328,8 +337,10 @@ def disable_user(engine: Engine, acting: Actor | str, email: str) -> UserInfo:
 
 
 def _active_admins(session: Session) -> int:
-    query = select(func.count()).where(User.role == Role.ADMIN.value, User.active.is_(True))
-    return int(session.scalar(query.select_from(User)) or 0)
+    """How many active admins there are, locking their rows (PostgreSQL) so that two admins
+    disabling each other at once cannot leave none."""
+    query = select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True))
+    return len(list(session.scalars(query.with_for_update())))
 
 
 def grant_tenant(engine: Engine, acting: Actor | str, email: str, tenant_id: str) -> UserInfo:

@@ -25,6 +25,7 @@ from recon.review.users import (
     add_user,
     authenticate,
     disable_user,
+    enable_user,
     grant_tenant,
     granted_tenants,
     list_users,
@@ -117,6 +118,7 @@ def test_each_change_is_audited_naming_the_acting_admin(app: Engine) -> None:
     set_password(app, ADMIN, "ana@acme.test", PASSWORD + "!")
     revoke_tenant(app, ADMIN, "ana@acme.test", "globex")
     disable_user(app, ADMIN, "ana@acme.test")
+    assert enable_user(app, ADMIN, "ana@acme.test").active is True
 
     acme = [(e.actor, e.action, e.entity_id) for e in _audit(app, "acme")]
     assert acme == [
@@ -124,6 +126,7 @@ def test_each_change_is_audited_naming_the_acting_admin(app: Engine) -> None:
         (ADMIN, "user.added", "ana@acme.test"),
         (ADMIN, "user.password_set", "ana@acme.test"),
         (ADMIN, "user.disabled", "ana@acme.test"),
+        (ADMIN, "user.enabled", "ana@acme.test"),
     ]
     globex = [(e.actor, e.action) for e in _audit(app, "globex")]
     assert globex == [
@@ -386,3 +389,24 @@ def test_cli_password_from_stdin_then_sign_in(
     assert authenticate(app, "ana@acme.test", PASSWORD).email == "ana@acme.test"
     code, _, err = cli(capsys, "user", "password", "ana@acme.test", "--as", ADMIN)
     assert code == 2 and "--password-stdin" in err  # stdin is no terminal: nothing to ask on
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_asks_for_the_password_twice_on_a_terminal(
+    app: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter(["", PASSWORD, PASSWORD, PASSWORD, PASSWORD + "?"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setenv("RECON_USER", ADMIN)
+    assert main(["user", "add", "ana@acme.test", "--role", "finance"]) == 0  # empty: OIDC only
+    assert main(["user", "password", "ana@acme.test"]) == 0
+    assert authenticate(app, "ana@acme.test", PASSWORD).email == "ana@acme.test"
+    assert main(["user", "password", "ana@acme.test"]) == 2  # the two answers differ
+    out, err = capsys.readouterr()
+    assert "differ" in err and PASSWORD not in out + err
+    assert authenticate(app, "ana@acme.test", PASSWORD).email == "ana@acme.test"
