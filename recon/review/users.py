@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recon import audit
@@ -253,7 +254,10 @@ def create_user_row(
         password_hash=password_hash,
     )
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # added at the same moment; `from None`: the row holds the hash
+        raise ConflictError(f"user {email!r} was just added by someone else") from None
     for tenant_id in wanted:
         bind_tenant(session, tenant_id)
         session.add(TenantGrant(tenant_id=tenant_id, user_id=user.id, granted_by=actor))

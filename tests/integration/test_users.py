@@ -173,6 +173,16 @@ def test_broken_requests_are_one_sentence(app: Engine) -> None:
         set_password(app, ADMIN, "ana@acme.test", "short")
 
 
+def test_a_racing_add_is_a_conflict_that_carries_no_hash(
+    app: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_user(app, ADMIN, "ana@acme.test", "finance", tenants=["acme"], password=PASSWORD)
+    monkeypatch.setattr("recon.review.users.find_user", lambda session, email: None)
+    with pytest.raises(ConflictError, match="just added by someone else") as refused:
+        add_user(app, ADMIN, "ana@acme.test", "finance", password=PASSWORD)
+    assert refused.value.__suppress_context__ and "argon2" not in str(refused.value)
+
+
 def test_a_user_without_a_grant_gets_nothing_of_another_tenant(app: Engine) -> None:
     add_user(app, ADMIN, "ana@acme.test", "finance", tenants=["acme"])
     assert granted_tenants(app, "ana@acme.test") == ["acme"]
