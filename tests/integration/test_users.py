@@ -239,6 +239,26 @@ def test_authenticate_signs_in_and_refuses_with_one_generic_sentence(app: Engine
     assert str(refused.value) == SIGN_IN_REFUSED
 
 
+def test_an_unknown_email_costs_a_hash_check_too(
+    app: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recon.review.users as users
+
+    checked: list[str] = []
+    real = users._password_matches
+
+    def counting(stored: str, password: str) -> bool:
+        checked.append(stored[:10])
+        return real(stored, password)
+
+    monkeypatch.setattr(users, "_password_matches", counting)
+    add_user(app, ADMIN, "oidc@acme.test", "auditor", tenants=["acme"])
+    for email in ("ghost@acme.test", "oidc@acme.test"):
+        with pytest.raises(PermissionDeniedError):
+            authenticate(app, email, PASSWORD)
+    assert checked == ["$argon2id$", "$argon2id$"]  # the decoy hash, so timing tells nothing
+
+
 def test_an_outdated_hash_is_replaced_at_sign_in(app: Engine) -> None:
     add_user(app, ADMIN, "ana@acme.test", "finance", tenants=["acme"])
     weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
