@@ -29,6 +29,7 @@ from recon.errors import ReconError
 from tasks.payout_links import unlinked_rows, with_stored_payouts
 
 _KEY_CHUNK = 400
+_WRITE_CHUNK = 2000
 
 
 class ConservationError(ReconError):
@@ -172,40 +173,55 @@ def _would_unsettle(dataset: Dataset, stored: Any, record: dict[str, Any]) -> bo
 
 
 def _upsert(session: Session, dataset: Dataset, records: list[dict[str, Any]]) -> tuple[int, int]:
-    """Insert new rows and update changed ones; returns (inserted, updated)."""
+    """Insert new rows and update changed ones; returns (inserted, updated).
+
+    An unchanged row costs a hash compare and no statement: only new and changed records are
+    sent, as one executemany (compiled once) per chunk. The statement keeps its own guard (update
+    only when the hash differs, never unsettle a booked line) for a row written in between.
+    """
     if not records:
         return 0, 0
     table = dataset.model.__table__
     assert isinstance(table, Table)
     existing = _existing_hashes(session, dataset, records, records[0]["tenant_id"])
-    inserted = sum(1 for r in records if tuple(r[k] for k in dataset.key) not in existing)
-    updated = sum(
-        1
-        for r in records
-        if (key := tuple(r[k] for k in dataset.key)) in existing
-        and existing[key][0] != r["content_sha256"]
-        and not _would_unsettle(dataset, existing[key][1], r)
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for record in records:
+        stored = existing.get(tuple(record[k] for k in dataset.key))
+        if stored is None:
+            new.append(record)
+        elif stored[0] != record["content_sha256"] and not _would_unsettle(
+            dataset, stored[1], record
+        ):
+            changed.append(record)
+    writes = new + changed
+    if not writes:
+        return 0, 0
+    statement = _insert(session, table)
+    changing = [c for c in writes[0] if c not in (*dataset.key, "tenant_id")]
+    condition = table.c.content_sha256.is_distinct_from(statement.excluded.content_sha256)
+    if dataset.settled:
+        column, done, before = dataset.settled
+        # A booked line is never set back to pending by an older page or window.
+        condition = and_(
+            condition, ~and_(table.c[column] == done, statement.excluded[column] == before)
+        )
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id", *dataset.key],
+        set_={
+            **{c: statement.excluded[c] for c in changing},
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=condition,
     )
     now = dt.datetime.now(dt.UTC)
-    for start in range(0, len(records), 500):
-        chunk = [{**r, "created_at": now, "updated_at": now} for r in records[start : start + 500]]
-        statement = _insert(session, table).values(chunk)
-        changing = [c for c in chunk[0] if c not in (*dataset.key, "tenant_id", "created_at")]
-        condition = table.c.content_sha256.is_distinct_from(statement.excluded.content_sha256)
-        if dataset.settled:
-            column, done, before = dataset.settled
-            # A booked line is never set back to pending by an older page or window.
-            condition = and_(
-                condition,
-                ~and_(table.c[column] == done, statement.excluded[column] == before),
-            )
-        statement = statement.on_conflict_do_update(
-            index_elements=["tenant_id", *dataset.key],
-            set_={c: statement.excluded[c] for c in changing},
-            where=condition,
-        )
-        session.execute(statement)
-    return inserted, updated
+    for start in range(0, len(writes), _WRITE_CHUNK):
+        chunk = [
+            {**r, "created_at": now, "updated_at": now}
+            for r in writes[start : start + _WRITE_CHUNK]
+        ]
+        session.execute(statement, chunk)
+    return len(new), len(changed)
 
 
 def _quarantine(session: Session, batch: Batch, tenant_id: str, run_id: str | None) -> None:
@@ -249,8 +265,12 @@ def _conservation_groups(dataset: Dataset) -> tuple[str | None, str | None, str 
 
 def expected_totals(batch: Batch) -> pd.DataFrame:
     """Per (account, currency, day): how many distinct raw records there are, and their sum."""
-    account, day, amount = _conservation_groups(batch.dataset)
     records = _dedupe(batch.dataset, _records(batch.dataset, batch.rows, ""))
+    return _expected_totals(batch, records)
+
+
+def _expected_totals(batch: Batch, records: list[dict[str, Any]]) -> pd.DataFrame:
+    account, day, amount = _conservation_groups(batch.dataset)
     loaded = [
         {
             "account": r[account] if account else "",
@@ -290,9 +310,15 @@ def stored_totals(session: Session, batch: Batch, tenant_id: str) -> pd.DataFram
     """The same totals, read back after the writes: a record counts as loaded only when the
     table holds its key with exactly its content (or a settled version it may not undo), and
     as quarantined only when the quarantine holds its key."""
+    records = _dedupe(batch.dataset, _records(batch.dataset, batch.rows, tenant_id))
+    return _stored_totals(session, batch, tenant_id, records)
+
+
+def _stored_totals(
+    session: Session, batch: Batch, tenant_id: str, records: list[dict[str, Any]]
+) -> pd.DataFrame:
     dataset = batch.dataset
     account, day, amount = _conservation_groups(dataset)
-    records = _dedupe(dataset, _records(dataset, batch.rows, tenant_id))
     stored = _existing_hashes(session, dataset, records, tenant_id) if records else {}
     rows: list[dict[str, Any]] = []
     for record in records:
@@ -430,8 +456,8 @@ def load_batch_in(
     inserted, updated = _upsert(session, batch.dataset, records)
     _quarantine(session, batch, tenant_id, run_id)
     check_conservation(
-        expected_totals(batch),
-        stored_totals(session, batch, tenant_id),
+        _expected_totals(batch, records),
+        _stored_totals(session, batch, tenant_id, records),
         f"{batch.provider} {batch.dataset.name}",
     )
     if watermark is not None:

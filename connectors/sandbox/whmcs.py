@@ -181,6 +181,9 @@ class WhmcsState:
         self._now = now
         self._lock = threading.Lock()
         self._tables = _seed(invoices, recorded, opening_payments=opening_payments)
+        # Invoices in each (orderby, order) a caller asked for: paging 50,000 invoices must not
+        # sort them again for every page. Cleared whenever an invoice changes.
+        self._ordered: dict[tuple[str, str], list[_Invoice]] = {}
 
     # -- views for tests -----------------------------------------------------------------------
 
@@ -282,6 +285,7 @@ class WhmcsState:
             raise ValueError(f"unknown WHMCS invoice status {status!r}")
         with self._lock:
             self._tables.invoices[invoice_id].status = status
+            self._ordered.clear()
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -313,7 +317,7 @@ class WhmcsState:
     def _get_invoices(self, params: Mapping[str, str]) -> JSON:
         start = max(_int(params.get("limitstart"), 0), 0)
         number = _int(params.get("limitnum"), 0) or 25
-        rows = list(self._tables.invoices.values())
+        rows = self._in_order(params.get("orderby", "").lower(), params.get("order", "").lower())
         if userid := _int(params.get("userid"), 0):
             rows = [i for i in rows if i.userid == userid]
         if status := params.get("status", ""):
@@ -322,7 +326,6 @@ class WhmcsState:
                 rows = [i for i in rows if i.status == "Unpaid" and i.duedate < today]
             else:
                 rows = [i for i in rows if i.status == status]
-        rows = _ordered(rows, params.get("orderby", "").lower(), params.get("order", "").lower())
         page = rows[start : start + number] if number > 0 else []
         return {
             "totalresults": len(rows),
@@ -482,9 +485,17 @@ class WhmcsState:
         if self._balance(invoice) <= 0 and invoice.status in _OPEN_STATUSES:
             invoice.status = "Paid"
             invoice.datepaid = when
+            self._ordered.clear()
         return {}
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _in_order(self, orderby: str, order: str) -> list[_Invoice]:
+        """Every invoice in WHMCS's order for (`orderby`, `order`), sorted once per change."""
+        key = (orderby, order)
+        if key not in self._ordered:
+            self._ordered[key] = _ordered(list(self._tables.invoices.values()), orderby, order)
+        return self._ordered[key]
 
     def _balance(self, invoice: _Invoice) -> Decimal:
         paid = sum(
