@@ -363,6 +363,7 @@ class ReconException(TenantScoped, Timestamps, Base):
         Index("ix_exceptions_queue", "tenant_id", "status", "kind"),
         # the work queue's default order: open exceptions, oldest first, keyset on (created, id)
         Index("ix_exceptions_age", "tenant_id", "status", "created_at", "id"),
+        Index("ix_exceptions_transaction", "tenant_id", "transaction_ref"),
     )
 
     id: Mapped[IntPK]
@@ -456,7 +457,11 @@ class AuditEntry(TenantScoped, Base):
     """One decision, hash-chained to the tenant's previous entry; never updated or deleted."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "seq"),
+        # one exception's (or allocation's) history without reading the whole chain
+        Index("ix_audit_log_entity", "tenant_id", "entity", "entity_id"),
+    )
 
     id: Mapped[IntPK]
     seq: Mapped[int] = mapped_column(Integer)

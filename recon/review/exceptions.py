@@ -10,7 +10,6 @@ the user with the state before and after.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -26,16 +25,14 @@ from recon.db.models import (
     AuditEntry,
     ExceptionComment,
     Invoice,
-    RawPayload,
     ReconException,
     TenantGrant,
     User,
 )
 from recon.db.tenancy import tenant_session
 from recon.errors import ConflictError, NotFoundError, RuleViolationError
-from recon.redaction import MASK, redact
 from recon.review.access import ROLE_PERMISSIONS, Actor, Permission, Role, require
-from recon.review.queue import payments_by_ref, view_of
+from recon.review.queue import payments_by_ref, raw_record_of, view_of
 from recon.review.views import (
     CandidateView,
     CommentView,
@@ -281,54 +278,6 @@ def _history(session: Session, row: ReconException, ref: str | None) -> tuple[Hi
         )
         for e in reversed(list(entries))
     )
-
-
-# -- the landed provider record -------------------------------------------------------------------
-
-_ID_KEYS = ("id", "transactionId", "internalTransactionId", "entryReference", "transid")
-_SECRET_KEY = re.compile(r"(?i)(secret|token|password|passwd|api[_-]?key|authorization)")
-
-
-def raw_record_of(session: Session, payload_id: int | None, source_id: str) -> Any:
-    """The record with id `source_id` inside the landed page `payload_id`, as parsed JSON with
-    secrets masked; None when the page is gone, not JSON, or does not hold it."""
-    if payload_id is None:
-        return None
-    body = session.scalar(select(RawPayload.body).where(RawPayload.id == payload_id))
-    if body is None:
-        return None
-    try:
-        page = json.loads(bytes(body).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    found = _find_record(page, source_id)
-    return _scrub(found) if found is not None else None
-
-
-def _find_record(node: Any, source_id: str) -> dict[str, Any] | None:
-    if isinstance(node, dict):
-        if any(str(node.get(k)) == source_id for k in _ID_KEYS if node.get(k) is not None):
-            return node
-        children: list[Any] = list(node.values())
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        if (hit := _find_record(child, source_id)) is not None:
-            return hit
-    return None
-
-
-def _scrub(node: Any) -> Any:
-    """Mask values under secret-looking keys and registered secrets or credential shapes."""
-    if isinstance(node, dict):
-        return {k: MASK if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_scrub(v) for v in node]
-    if isinstance(node, str):
-        return redact(node)
-    return node
 
 
 # -- work ------------------------------------------------------------------------------------------

@@ -3,23 +3,28 @@
 Reads need the READ permission on the tenant. Filters and sorts run in SQL; a page is fetched
 with a keyset condition on (sort key, id), never OFFSET, so page 1,000 costs what page 1 does.
 The payer and reference of a page's payments are read in a second query by the transactions'
-natural key (an index lookup per row), not joined over the whole table.
+natural key (an index lookup per row), not joined over the whole table. The reads shared with
+an exception's detail (a payment by its ref, its landed provider record) live here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from recon.db.base import utcnow
-from recon.db.models import ReconException, Transaction
+from recon.db.models import RawPayload, ReconException, Transaction
 from recon.db.tenancy import tenant_session
 from recon.errors import RuleViolationError
 from recon.money import MoneyError, to_minor
+from recon.redaction import MASK, redact
 from recon.review.access import Actor, Permission, require
 from recon.review.views import (
     AGE_BUCKETS,
@@ -232,47 +237,96 @@ def view_of(row: ReconException, payment: Transaction | None, now: dt.datetime) 
     )
 
 
-def _bucket(now: dt.datetime) -> ColumnElement[str]:
-    bounds = (7, 30, 90)
-    return case(
-        *(
-            (_E.created_at >= now - dt.timedelta(days=days), label)
-            for days, label in zip(bounds, AGE_BUCKETS, strict=False)
-        ),
-        else_=AGE_BUCKETS[-1],
-    )
+# -- the landed provider record -------------------------------------------------------------------
+
+_ID_KEYS = ("id", "transactionId", "internalTransactionId", "entryReference", "transid")
+_SECRET_KEY = re.compile(r"(?i)(secret|token|password|passwd|api[_-]?key|authorization)")
+
+
+def raw_record_of(session: Session, payload_id: int | None, source_id: str) -> Any:
+    """The record with id `source_id` inside the landed page `payload_id`, as parsed JSON with
+    secrets masked; None when the page is gone, not JSON, or does not hold it."""
+    if payload_id is None:
+        return None
+    body = session.scalar(select(RawPayload.body).where(RawPayload.id == payload_id))
+    if body is None:
+        return None
+    try:
+        page = json.loads(bytes(body).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    found = _find_record(page, source_id)
+    return _scrub(found) if found is not None else None
+
+
+def _find_record(node: Any, source_id: str) -> dict[str, Any] | None:
+    if isinstance(node, dict):
+        if any(str(node.get(k)) == source_id for k in _ID_KEYS if node.get(k) is not None):
+            return node
+        children: list[Any] = list(node.values())
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        if (hit := _find_record(child, source_id)) is not None:
+            return hit
+    return None
+
+
+def _scrub(node: Any) -> Any:
+    """Mask values under secret-looking keys and registered secrets or credential shapes."""
+    if isinstance(node, dict):
+        return {k: MASK if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scrub(v) for v in node]
+    if isinstance(node, str):
+        return redact(node)
+    return node
+
+
+def _bucket_sums(now: dt.datetime) -> list[ColumnElement[int]]:
+    """Per age bucket, a count and a sum, as conditional aggregates (one pass, no sort)."""
+    edges = [now - dt.timedelta(days=days) for days in (7, 30, 90)]
+    newer: list[dt.datetime | None] = [None, *edges]
+    older: list[dt.datetime | None] = [*edges, None]
+    columns: list[ColumnElement[int]] = []
+    for low, high in zip(older, newer, strict=True):
+        inside = and_(
+            *([_E.created_at >= low] if low is not None else []),
+            *([_E.created_at < high] if high is not None else []),
+        )
+        columns.append(func.sum(case((inside, 1), else_=0)))
+        columns.append(func.sum(case((inside, func.coalesce(_E.amount_minor, 0)), else_=0)))
+    return columns
 
 
 def queue_overview(
     engine: Engine, acting: Actor | str, tenant_id: str, *, now: dt.datetime | None = None
 ) -> QueueOverview:
     """Counts and sums (per currency) of the tenant's exceptions by status, kind and age bucket
-    (0-7, 8-30, 31-90, >90 days), aggregated in SQL (READ)."""
+    (0-7, 8-30, 31-90, >90 days), aggregated in SQL in one pass (READ)."""
     now = now or utcnow()
-    # bucketed in a subquery: PostgreSQL cannot tell that the CASE's bound dates in SELECT and
-    # GROUP BY are the same expression
-    inner = select(
-        _E.status, _E.kind, _bucket(now).label("bucket"), _E.currency, _E.amount_minor
-    ).subquery()
-    keys = (inner.c.status, inner.c.kind, inner.c.bucket, inner.c.currency)
-    query = (
-        select(*keys, func.count(), func.coalesce(func.sum(inner.c.amount_minor), 0))
-        .group_by(*keys)
-        .order_by(*keys)
-    )
+    keys = (_E.status, _E.kind, _E.currency)
+    query = select(*keys, *_bucket_sums(now)).group_by(*keys)
     with tenant_session(engine, tenant_id) as session:
         require(session, acting, tenant_id, Permission.READ)
         result = session.execute(query).all()
-    rows = tuple(
-        OverviewRow(
-            status=status,
-            kind=kind,
-            age_bucket=str(label),
-            currency=currency,
-            count=int(count),
-            amount_minor=int(total),
-            amount=decimal_text(int(total), currency),
-        )
-        for status, kind, label, currency, count, total in result
-    )
-    return QueueOverview(now, rows)
+    rows = []
+    for status, kind, currency, *sums in result:
+        for index, label in enumerate(AGE_BUCKETS):
+            count, total = int(sums[2 * index] or 0), int(sums[2 * index + 1] or 0)
+            if count:
+                rows.append(
+                    OverviewRow(
+                        status=status,
+                        kind=kind,
+                        age_bucket=label,
+                        currency=currency,
+                        count=count,
+                        amount_minor=total,
+                        amount=decimal_text(total, currency),
+                    )
+                )
+    rows.sort(key=lambda r: (r.status, r.kind, AGE_BUCKETS.index(r.age_bucket), r.currency or ""))
+    return QueueOverview(now, tuple(rows))
