@@ -1,8 +1,8 @@
 """What may be written back to WHMCS: the one definition, for the engine and for `recon apply`.
 
 Only money WHMCS does not have is ever recorded there. An allocation may be written back when
-the engine decided it automatically (`auto`; a suggestion waits for a person) and its rule found
-*new* money. A rule named `recorded_*` (`recorded_transid`, `recorded_reference`,
+the engine decided it automatically (`auto`) or a person made it (`manual`: by hand, or by
+accepting a suggestion; a suggestion itself waits for a person) and its rule found *new* money. A rule named `recorded_*` (`recorded_transid`, `recorded_reference`,
 `recorded_payer`, ...) only confirms a payment WHMCS has already recorded, with or without a
 transid: writing it back would count the same money twice.
 
@@ -13,6 +13,9 @@ transid: writing it back would count the same money twice.
 from __future__ import annotations
 
 WRITE_BACK_DECISION = "auto"
+WRITE_BACK_DECISIONS = frozenset({WRITE_BACK_DECISION, "manual"})
+"""Decisions whose allocations are money to record in WHMCS: the engine's automatic ones and
+people's."""
 CONFIRMING_PREFIX = "recorded_"
 """Rules whose name starts with this confirm a payment WHMCS already records."""
 
@@ -24,4 +27,4 @@ def confirms_recorded(rule: str) -> bool:
 
 def may_write_back(rule: str, decision: str) -> bool:
     """Whether an allocation with this rule and decision is money to record in WHMCS."""
-    return decision == WRITE_BACK_DECISION and not confirms_recorded(rule)
+    return decision in WRITE_BACK_DECISIONS and not confirms_recorded(rule)

@@ -1,4 +1,4 @@
-"""WHMCS write-back: record automatic allocations as payments in WHMCS, exactly once.
+"""WHMCS write-back: record automatic and people's allocations as payments in WHMCS, exactly once.
 
 Only money WHMCS does not have is recorded: what may be written back is decided by
 `recon.writeback.may_write_back`, the one definition the engine uses too (a `recorded_*`
@@ -43,8 +43,8 @@ from recon.db.base import utcnow
 from recon.db.models import Allocation, AppliedPayment, ReconException, Transaction
 from recon.db.tenancy import tenant_session
 from recon.locks import tenant_lock
-from recon.writeback import WRITE_BACK_DECISION, confirms_recorded, may_write_back
-from tasks.decisions import live_clause
+from recon.review.ledger import live_clause
+from recon.writeback import WRITE_BACK_DECISIONS, confirms_recorded, may_write_back
 from tasks.transids import transid_aliases
 
 log = logging.getLogger("recon.apply")
@@ -166,7 +166,7 @@ def _guard(
     return already_recorded(payment, ledger, claims)
 
 
-def _live_auto(session: Session) -> list[tuple[Allocation, Transaction]]:
+def _live_written_back(session: Session) -> list[tuple[Allocation, Transaction]]:
     rows = session.execute(
         select(Allocation, Transaction)
         .join(
@@ -177,7 +177,7 @@ def _live_auto(session: Session) -> list[tuple[Allocation, Transaction]]:
                 == Allocation.transaction_ref,
             ),
         )
-        .where(live_clause(), Allocation.decision == WRITE_BACK_DECISION)
+        .where(live_clause(), Allocation.decision.in_(sorted(WRITE_BACK_DECISIONS)))
         .order_by(Allocation.id)
     ).all()
     return [(a, t) for a, t in rows]
@@ -203,7 +203,7 @@ def plan_payments(session: Session, default_gateway: str) -> list[PlannedPayment
     }
     aliases = transid_aliases(session)
     planned = []
-    for allocation, transaction in _live_auto(session):
+    for allocation, transaction in _live_written_back(session):
         if not may_write_back(allocation.rule, allocation.decision):
             continue
         if allocation.amount_minor <= 0:

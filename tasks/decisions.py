@@ -3,8 +3,10 @@
 Allocations are append-only (the database refuses UPDATE and DELETE on them): an allocation
 the engine no longer proposes is undone by a *reversal* row that points at it (`reverses_id`)
 and carries the negated amount; a changed proposal is a reversal of the old row and a new row;
-a proposal that did not change writes nothing. `live_allocations` is the one definition of the
-allocations in force.
+a proposal that did not change writes nothing. `live_allocations` (defined in the core,
+`recon.review.ledger`) is the one definition of the allocations in force. What a person decided
+is never touched, and a (payment, invoice) pair a person reversed is not proposed again
+(`without_vetoed`).
 
 An exception changes (and its `version` moves) only when its content changes; one that no
 longer applies is closed with a reason, never deleted. Its key is (kind, payment, invoice) and,
@@ -21,22 +23,27 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select
-from sqlalchemy.orm import Session, aliased
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from recon import audit
 from recon.canonical import split_transaction_ref
 from recon.db.base import utcnow
 from recon.db.models import Allocation, AppliedPayment, ReconException
 from recon.matching.frames import MatchResult
+from recon.review.allocations import REVERSED_AFTER_WRITEBACK
+from recon.review.ledger import live_allocations as live_allocations  # the core's definition
+from recon.review.ledger import live_clause as live_clause
+from recon.review.ledger import reversed_by_people
 
 ENGINE = "engine"
 RECORDED_RULE_PREFIX = "recorded_"
 # Exceptions other steps raise; the engine neither re-raises nor closes them.
-NOT_THE_ENGINES = frozenset({"apply_failed"})
+NOT_THE_ENGINES = frozenset({"apply_failed", REVERSED_AFTER_WRITEBACK})
 ALLOCATION_FIELDS = ("amount_minor", "currency", "rule", "confidence", "decision")
 
 
@@ -47,25 +54,6 @@ def key_of(*parts: object) -> str:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
-
-
-# -- the live allocation set -----------------------------------------------------------------------
-
-
-def live_clause() -> ColumnElement[bool]:
-    """SQL condition of a live allocation: not a reversal, and not reversed by one."""
-    reversal = aliased(Allocation)
-    return and_(
-        Allocation.reverses_id.is_(None),
-        ~exists().where(reversal.reverses_id == Allocation.id),
-    )
-
-
-def live_allocations(session: Session, *criteria: ColumnElement[bool]) -> list[Allocation]:
-    """The allocations in force (optionally narrowed by `criteria`), in the order written."""
-    return list(
-        session.scalars(select(Allocation).where(live_clause(), *criteria).order_by(Allocation.id))
-    )
 
 
 DIGEST_COLUMNS = ("allocation_key", "transaction_ref", "invoice_id", "amount_minor", "currency",
@@ -243,6 +231,47 @@ def store_allocations(
         if values["decision"] == "auto":
             sums[values["currency"]] += values["amount_minor"]
     return AllocationChanges(auto, len(wanted) - auto, dict(sums), added, reversed_count)
+
+
+def without_vetoed(session: Session, result: MatchResult, window_refs: set[str]) -> MatchResult:
+    """The engine's result without the (payment, invoice) allocations a person reversed: people
+    win, the engine never proposes those again. A payment left with no allocation and no
+    exception is raised as unmatched, so it stays in front of a person."""
+    vetoed = reversed_by_people(session, window_refs)
+    a = result.allocations
+    if not vetoed or a.empty:
+        return result
+    pairs = list(zip(a["transaction_id"].astype(str), a["invoice_id"].astype(str), strict=True))
+    drop = [pair in vetoed for pair in pairs]
+    if not any(drop):
+        return result
+    kept = a[[not d for d in drop]].reset_index(drop=True)
+    invoices_of: dict[str, list[str]] = defaultdict(list)
+    amount_of: dict[str, int] = defaultdict(int)
+    currency_of: dict[str, str] = {}
+    for (ref, invoice), dropped, amount, currency in zip(
+        pairs, drop, a["amount"], a["currency"].astype(str), strict=True
+    ):
+        if dropped:
+            invoices_of[ref].append(invoice)
+            amount_of[ref] += int(amount)
+            currency_of[ref] = currency
+    placed = set(kept["transaction_id"].astype(str))
+    placed |= set(result.exceptions["transaction_id"].astype(str))
+    rows = [
+        {"kind": "unmatched_payment", "transaction_id": ref, "invoice_id": 0,
+         "amount": amount_of[ref], "currency": currency_of[ref],
+         "detail": f"a person reversed its allocation to invoice {', '.join(invoices_of[ref])}; "
+                   "the engine does not propose it again", "subject": ""}
+        for ref in sorted(set(invoices_of) - placed)
+    ]  # fmt: skip
+    exceptions = result.exceptions
+    if rows:
+        extra = pd.DataFrame(rows, columns=list(exceptions.columns)).astype(
+            exceptions.dtypes.to_dict()
+        )
+        exceptions = pd.concat([exceptions, extra], ignore_index=True)
+    return replace(result, allocations=kept, exceptions=exceptions)
 
 
 # -- exceptions ------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from recon.matching.engine import match
 from recon.matching.frames import MatchResult
 from recon.matching.io import inputs_from_frames
 from recon.money import format_amount
+from recon.review.ledger import held_by_invoice, lock_books, whmcs_view
 from recon.tenants import TenantSettings
 from tasks.decisions import (
     RECORDED_RULE_PREFIX,
@@ -49,6 +50,7 @@ from tasks.decisions import (
     live_allocations,
     store_allocations,
     store_exceptions,
+    without_vetoed,
 )
 from tasks.transids import engine_counterparty, engine_reference, transid_aliases
 
@@ -108,22 +110,18 @@ def build_frames(
         if t.status == "booked"
     } - decided_by_people
     recorded = list(session.scalars(select(RecordedPayment)))
-    in_whmcs = {(r.invoice_id, r.transid) for r in recorded if r.transid}
     aliases = transid_aliases(session)  # a Stripe row is recorded under its charge's id
-    held_elsewhere: dict[str, int] = defaultdict(int)
-    confirmations: list[Allocation] = []
-    for allocation in allocations:
-        if allocation.transaction_ref in window_refs:
-            continue  # recomputed by this run
-        if allocation.rule.startswith(RECORDED_RULE_PREFIX):
-            confirmations.append(allocation)  # in WHMCS's balance already
-            continue
-        if allocation.decision == "review":
-            continue  # a suggestion holds no money
-        transid = split_transaction_ref(allocation.transaction_ref)[2]
-        ids = (transid, *aliases.get(allocation.transaction_ref, ()))
-        if not any((allocation.invoice_id, i) in in_whmcs for i in ids):
-            held_elsewhere[allocation.invoice_id] += allocation.amount_minor
+    # Money placed outside this run (other windows, people) caps the invoices it sits on; the
+    # WHMCS payments it confirms (recorded_* rules) or a person placed are not confirmed again.
+    held_elsewhere = held_by_invoice(
+        allocations, whmcs_view(session), aliases, skip_refs=window_refs
+    )
+    confirmations = [
+        a
+        for a in allocations
+        if a.transaction_ref not in window_refs
+        and (a.rule.startswith(RECORDED_RULE_PREFIX) or a.origin != "engine")
+    ]
     invoices = list(session.scalars(select(Invoice).order_by(Invoice.invoice_id)))
     invoice_rows = [
         {
@@ -338,12 +336,13 @@ def reconcile_window(
 ) -> ReconcileSummary:
     """Read, match and store in one transaction: a crash leaves the previous results."""
     with tenant_session(engine, tenant_id) as session:
+        lock_books(session, tenant_id)  # a person's allocation waits for this run, or it for them
         config = config or MatchConfig()
         clock = time.perf_counter()
         frames, window_refs = build_frames(session, window, config.recorded_window_days)
         timings = {"read": time.perf_counter() - clock}
         clock = time.perf_counter()
-        result = run_engine(frames, config)
+        result = without_vetoed(session, run_engine(frames, config), window_refs)
         timings["match"] = time.perf_counter() - clock
         clock = time.perf_counter()
         allocations = store_allocations(session, tenant_id, run_id, result, window_refs)

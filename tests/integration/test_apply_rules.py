@@ -4,7 +4,8 @@
 only confirms a payment WHMCS already records (False). The rule names come from the engine
 (`recon.matching.apply.engine_rules`), so a new rule without a decision here fails the first
 test. Then the definition, the engine's `applied` and `recon apply` (planning and the calls it
-makes to the sandbox WHMCS, on SQLite and PostgreSQL) must all agree with it.
+makes to the sandbox WHMCS, on SQLite and PostgreSQL) must all agree with it. A person's
+allocation (decision `manual`) is written back by the same rule as an automatic one.
 """
 
 from __future__ import annotations
@@ -76,9 +77,12 @@ def test_every_rule_the_engine_can_emit_has_a_write_back_decision() -> None:
 
 
 @pytest.mark.parametrize("rule", engine_rules())
-def test_the_definition_writes_back_only_automatic_new_money(rule: str) -> None:
+def test_the_definition_writes_back_only_new_money_decided_by_the_engine_or_a_person(
+    rule: str,
+) -> None:
     for decision in DECISIONS:
-        assert may_write_back(rule, decision) is (decision == "auto" and WRITE_BACK[rule])
+        wanted = decision in ("auto", "manual") and WRITE_BACK[rule]
+        assert may_write_back(rule, decision) is wanted
 
 
 def test_the_engine_emits_only_known_rules_and_applies_by_the_definition() -> None:
