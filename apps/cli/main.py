@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from apps.cli import audit, automations, db, exceptions, runs, sandbox, tenant, webhooks
+from apps.cli.allocate import allocate_command, suggestions_app, unallocate_command
 from apps.cli.apply import apply_command
 from apps.cli.backfill import backfill_command
 from apps.cli.context import err_console, reset_runtime, runtime
@@ -39,6 +40,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(automations.app, name="automations")
 app.add_typer(runs.app, name="runs")
+app.add_typer(suggestions_app, name="suggestions")
 app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(users_app, name="user")
 
@@ -103,6 +105,8 @@ app.command("run")(run_command)
 app.command("match")(match_command)
 app.command("apply")(apply_command)
 app.command("backfill")(backfill_command)
+app.command("allocate")(allocate_command)
+app.command("unallocate")(unallocate_command)
 
 
 def _fail(message: str, code: int) -> int:
