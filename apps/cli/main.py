@@ -15,6 +15,7 @@ from apps.cli.apply import apply_command
 from apps.cli.backfill import backfill_command
 from apps.cli.context import err_console, reset_runtime, runtime
 from apps.cli.demo import demo_command
+from apps.cli.export import app as export_app
 from apps.cli.match import match_command
 from apps.cli.run import run_command
 from apps.cli.users import app as users_app
@@ -43,6 +44,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(suggestions_app, name="suggestions")
 app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(users_app, name="user")
+app.add_typer(export_app, name="export")
 
 log = logging.getLogger("apps.cli")
 INTERRUPTED = 130
