@@ -44,6 +44,7 @@ from tasks.normalise_whmcs import fetch_all, page_callback, whmcs_batches
 from tasks.validate import (
     ValidationOutcome,
     ValidationPolicy,
+    prepare,
     raise_if_held,
     store_outcome,
     validate_batch,
@@ -293,6 +294,7 @@ def extract_source(
 ) -> SourceResult:
     """Serve (from the store or the provider), normalise, validate and load one source for
     `window`."""
+    prepare()  # GX's import and context build overlap serving (tasks.validate.prepare)
     grace = ctx.validation.grace_days if source.kind in WINDOWED else 0
     clock = time.perf_counter()
     landed = serve(

@@ -106,6 +106,31 @@ class ValidationOutcome:
 _context_lock = threading.Lock()
 _run_lock = threading.Lock()
 _context: Any = None
+_warming: threading.Thread | None = None
+_warming_lock = threading.Lock()  # not the context lock: that one is held for the whole build
+
+
+def prepare() -> None:
+    """Start building the GX context in a background thread, once per process.
+
+    Importing great-expectations and building its context take seconds (most of a batch's
+    "validate" time; validating itself takes a fraction of a second): started when a run begins
+    to serve its sources, it overlaps their provider calls instead of following them. The first
+    validation waits for it through the context lock, as it would for its own build.
+    """
+    global _warming
+    with _warming_lock:
+        if _context is not None or _warming is not None:
+            return
+        _warming = threading.Thread(target=_warm, name="gx-context", daemon=True)
+        _warming.start()
+
+
+def _warm() -> None:
+    try:
+        _gx_context()
+    except Exception:  # the first validation builds it again and reports the failure
+        log.warning("building the great-expectations context ahead of time failed", exc_info=True)
 
 
 def _gx_context() -> Any:
