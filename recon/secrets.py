@@ -61,6 +61,9 @@ STRIPE_WEBHOOK_SECRET = SecretSpec(
     "stripe_webhook_secret", Scope.TENANT, "Stripe webhook signing secret (whsec_...)"
 )
 UI_COOKIE_SECRET = SecretSpec("ui_cookie_secret", Scope.GLOBAL, "Streamlit login cookie secret")
+UI_OIDC_CLIENT_SECRET = SecretSpec(
+    "ui_oidc_client_secret", Scope.GLOBAL, "OIDC client secret of the ops UI (production sign-in)"
+)
 AUDIT_EXPORT_SIGNING_KEY = SecretSpec(
     "audit_export_signing_key", Scope.GLOBAL, "HMAC key that signs auditor exports"
 )
@@ -79,6 +82,7 @@ REGISTRY: tuple[SecretSpec, ...] = (
     STRIPE_SECRET_KEY,
     STRIPE_WEBHOOK_SECRET,
     UI_COOKIE_SECRET,
+    UI_OIDC_CLIENT_SECRET,
     AUDIT_EXPORT_SIGNING_KEY,
     AUDIT_CHAIN_KEY,
 )

@@ -416,3 +416,36 @@ def recent_runs(
         )
         details = _run_details(session, [r.id for r in runs], quarantine_limit=500)
     return _views(engine, tenant_id, runs, now, details)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A person's request to re-run a tenant over a window, recorded before it starts."""
+
+    tenant_id: str
+    date_from: dt.date
+    date_to: dt.date
+    requested_by: str
+    audit_seq: int
+
+
+def request_run(
+    engine: Engine, acting: Actor | str, tenant_id: str, date_from: dt.date, date_to: dt.date
+) -> RunRequest:
+    """Check WORK on the tenant and record the request in the audit log (one transaction)."""
+    from recon import audit
+    from recon.errors import RuleViolationError
+
+    if date_to < date_from:
+        raise RuleViolationError(f"the window ends ({date_to}) before it starts ({date_from})")
+    with tenant_session(engine, tenant_id) as session:
+        actor = require(session, acting, tenant_id, Permission.WORK)
+        entry = audit.append(
+            session,
+            actor=actor.email,
+            action="run.requested",
+            entity="tenant",
+            entity_id=tenant_id,
+            details={"date_from": date_from.isoformat(), "date_to": date_to.isoformat()},
+        )
+        return RunRequest(tenant_id, date_from, date_to, actor.email, entry.seq)

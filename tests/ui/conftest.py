@@ -1,4 +1,5 @@
-"""Fixtures of the UI tests: a seeded database on SQLite (and PostgreSQL for the services)."""
+"""Fixtures of the UI tests: a seeded database (SQLite and PostgreSQL for the services; SQLite
+for the app under AppTest, which reads RECON_DATABASE_URL like `recon ui`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
+from tests.ui.apptest import point_at
 from tests.ui.seed import seed
 
 
@@ -21,3 +23,11 @@ def seeded(request: pytest.FixtureRequest) -> Iterator[Engine]:
         engine = request.getfixturevalue("pg_app_engine")
     seed(engine, owner)
     yield engine
+
+
+@pytest.fixture
+def app_db(sqlite_engine: Engine, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """A seeded SQLite database the app under test reads."""
+    seed(sqlite_engine)
+    point_at(monkeypatch, sqlite_url)
+    return sqlite_engine
