@@ -25,9 +25,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from recon import audit
-from recon.canonical import transaction_ref
 from recon.db.base import utcnow
-from recon.db.models import Allocation, AppliedPayment, Invoice, ReconException, Transaction
+from recon.db.models import Allocation, AppliedPayment, ReconException
 from recon.db.tenancy import tenant_session
 from recon.errors import ConflictError, NotFoundError, RuleViolationError
 from recon.money import MoneyError, format_amount, to_minor
@@ -39,7 +38,6 @@ MANUAL = "manual"
 REVERSED_AFTER_WRITEBACK = "reversed_after_writeback"
 # Exceptions a new allocation does not settle: they ask for work in WHMCS or on the write-back.
 NOT_SETTLED_BY_ALLOCATING = frozenset({REVERSED_AFTER_WRITEBACK, "apply_failed"})
-CANCELLED = "Cancelled"
 
 Amount = int | Decimal
 """An int is minor units; a Decimal is major units of the payment's currency ("12.50")."""
@@ -123,42 +121,6 @@ class AcceptResult:
     refused: tuple[Refusal, ...]
 
 
-# -- reading the books -----------------------------------------------------------------------------
-
-
-def _ref_of(payment: Transaction) -> str:
-    return transaction_ref(payment.source, payment.account_ref, payment.source_id)
-
-
-def find_payment(session: Session, tenant_id: str, ref: str) -> Transaction:
-    """The payment named by its full ref (`source:account:id`) or, when unique, its own id."""
-    parts = ref.strip().split(":", 2)
-    query = select(Transaction)
-    if len(parts) == 3:
-        query = query.where(Transaction.source == parts[0], Transaction.account_ref == parts[1],
-                            Transaction.source_id == parts[2])  # fmt: skip
-    else:
-        query = query.where(Transaction.source_id == ref.strip())
-    found = list(session.scalars(query.limit(3)))
-    if not found:
-        raise NotFoundError(f"there is no payment {ref!r} in tenant {tenant_id!r}")
-    if len(found) > 1:
-        names = ", ".join(_ref_of(t) for t in found)
-        raise RuleViolationError(f"{ref!r} names several payments ({names}); pass the full ref")
-    return found[0]
-
-
-def _invoice(session: Session, tenant_id: str, invoice_id: str) -> Invoice:
-    found = session.scalar(select(Invoice).where(Invoice.invoice_id == invoice_id))
-    if found is None:
-        raise NotFoundError(f"there is no invoice {invoice_id!r} in tenant {tenant_id!r}")
-    return found
-
-
-def _money(minor: int, currency: str) -> str:
-    return f"{format_amount(minor, currency)} {currency}"
-
-
 def _minor(amount: Amount, currency: str, invoice_id: str) -> int:
     if isinstance(amount, bool) or not isinstance(amount, int | Decimal):
         raise RuleViolationError(f"the amount for invoice {invoice_id} must be a decimal amount")
@@ -168,68 +130,6 @@ def _minor(amount: Amount, currency: str, invoice_id: str) -> int:
         return to_minor(amount, currency)
     except MoneyError as exc:
         raise RuleViolationError(f"the amount for invoice {invoice_id}: {exc}") from None
-
-
-# -- the rules -------------------------------------------------------------------------------------
-
-
-def _check_payment(payment: Transaction) -> None:
-    ref = _ref_of(payment)
-    if payment.amount_minor <= 0:
-        raise RuleViolationError(
-            f"payment {ref} is outgoing money ({_money(payment.amount_minor, payment.currency)}); "
-            "only incoming payments are allocated to invoices"
-        )
-    if payment.status != "booked":
-        raise RuleViolationError(
-            f"payment {ref} is {payment.status} at its provider; allocate it once it is booked"
-        )
-
-
-def _check_parts(
-    session: Session, tenant_id: str, payment: Transaction, parts: Sequence[tuple[str, int]]
-) -> dict[str, Invoice]:
-    """Refuse `parts` (invoice, minor amount) that break a rule; the invoices by id."""
-    _check_payment(payment)
-    ref, currency = _ref_of(payment), payment.currency
-    if not parts:
-        raise RuleViolationError("name at least one invoice and amount to allocate")
-    seen: set[str] = set()
-    invoices: dict[str, Invoice] = {}
-    for invoice_id, minor in parts:
-        if invoice_id in seen:
-            raise RuleViolationError(f"invoice {invoice_id} is named twice; give it one amount")
-        seen.add(invoice_id)
-        if minor <= 0:
-            raise RuleViolationError(
-                f"the amount for invoice {invoice_id} must be positive, not "
-                f"{_money(minor, currency)}"
-            )
-        invoice = invoices[invoice_id] = _invoice(session, tenant_id, invoice_id)
-        if invoice.status == CANCELLED:
-            raise RuleViolationError(
-                f"invoice {invoice_id} is cancelled in WHMCS; it takes no payment"
-            )
-        if invoice.currency != currency:
-            raise RuleViolationError(
-                f"invoice {invoice_id} is billed in {invoice.currency} but payment {ref} is in "
-                f"{currency}; a payment is allocated only to invoices in its own currency"
-            )
-    total = sum(minor for _, minor in parts)
-    left = ledger.unallocated(session, payment)
-    if total > left:
-        raise RuleViolationError(
-            f"the parts add up to {_money(total, currency)} but payment {ref} has only "
-            f"{_money(left, currency)} unallocated (of {_money(payment.amount_minor, currency)})"
-        )
-    balances = ledger.open_balances(session, list(invoices.values()))
-    for invoice_id, minor in parts:
-        if minor > balances[invoice_id]:
-            raise RuleViolationError(
-                f"invoice {invoice_id} has {_money(balances[invoice_id], currency)} open but "
-                f"{_money(minor, currency)} were asked for it"
-            )
-    return invoices
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -388,10 +288,10 @@ def allocate(
     with tenant_session(engine, tenant_id) as session:
         ledger.lock_books(session, tenant_id)
         actor = require(session, acting, tenant_id, Permission.WORK)
-        payment = find_payment(session, tenant_id, transaction_ref)
-        ref, currency = _ref_of(payment), payment.currency
+        payment = ledger.find_payment(session, tenant_id, transaction_ref)
+        ref, currency = ledger.ref_of(payment), payment.currency
         minor_parts = [(str(i).strip(), _minor(a, currency, str(i))) for i, a in parts]
-        _check_parts(session, tenant_id, payment, minor_parts)
+        ledger.check_allocation(session, tenant_id, payment, minor_parts)
         rows = [
             _add_manual(session, tenant_id, actor, ref, invoice_id, minor, currency, note=note)
             for invoice_id, minor in minor_parts
@@ -424,8 +324,8 @@ def _live_row(session: Session, tenant_id: str, allocation_id: int) -> Allocatio
 
 
 def _written_back(session: Session, row: Allocation) -> AppliedPayment | None:
-    ids = (ledger.own_id(row.transaction_ref),
-           *ledger.whmcs_ids(session, [row.transaction_ref]).get(row.transaction_ref, ()))  # fmt: skip
+    aliases = ledger.whmcs_ids(session, [row.transaction_ref]).get(row.transaction_ref, ())
+    ids = (ledger.own_id(row.transaction_ref), *aliases)
     return session.scalar(
         select(AppliedPayment).where(
             AppliedPayment.state == "applied",
@@ -502,13 +402,15 @@ def _suggestions(session: Session, allocation_ids: Sequence[int] | None,
 
 def _accept_one(session: Session, tenant_id: str, actor: Actor, suggestion: Allocation,
                 note: str | None) -> Allocation:  # fmt: skip
-    payment = find_payment(session, tenant_id, suggestion.transaction_ref)
+    payment = ledger.find_payment(session, tenant_id, suggestion.transaction_ref)
     if payment.currency != suggestion.currency:
         raise RuleViolationError(
             f"suggestion {suggestion.id} is in {suggestion.currency} but its payment is in "
             f"{payment.currency}"
         )
-    _check_parts(session, tenant_id, payment, [(suggestion.invoice_id, suggestion.amount_minor)])
+    ledger.check_allocation(
+        session, tenant_id, payment, [(suggestion.invoice_id, suggestion.amount_minor)]
+    )
     text = f"accepted suggestion {suggestion.id} ({suggestion.rule}, {suggestion.confidence})"
     _reverse(session, actor, suggestion, note, "accepted by a person")
     row = _add_manual(session, tenant_id, actor, suggestion.transaction_ref,

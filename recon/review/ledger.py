@@ -11,13 +11,15 @@ the people's services (`recon.review.allocations`) agree:
   allocations that hold money on it and that WHMCS does not reflect yet. A `recorded_*`
   allocation confirms a payment WHMCS already has (in its balance); any other is reflected once
   WHMCS records it: under one of the payment's ids (`transid`), or under the WHMCS payment the
-  write-back ledger (`applied_payments`) recorded or found for it.
+  write-back ledger (`applied_payments`) recorded or found for it;
+* an allocation by a person keeps the engine's rules (`check_allocation`): incoming booked money,
+  positive amounts, one currency, no cancelled invoice, within both amounts above.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, text
@@ -25,9 +27,12 @@ from sqlalchemy.orm import Session, aliased
 
 from recon.canonical import split_transaction_ref, transaction_ref
 from recon.db.models import Allocation, AppliedPayment, Invoice, RecordedPayment, Transaction
+from recon.errors import NotFoundError, RuleViolationError
+from recon.money import format_amount
 from recon.writeback import confirms_recorded
 
 SUGGESTION = "review"
+CANCELLED = "Cancelled"
 ENGINE = "engine"
 """Who the engine is in `created_by`; anyone else is a person."""
 
@@ -208,3 +213,105 @@ def reversed_by_people(
             return set()
         statement = statement.where(Allocation.transaction_ref.in_(wanted))
     return {(ref, invoice) for ref, invoice in session.execute(statement)}
+
+
+# -- the rules of the books ------------------------------------------------------------------------
+
+
+def ref_of(payment: Transaction) -> str:
+    """The payment's transaction ref (`source:account:id`)."""
+    return transaction_ref(payment.source, payment.account_ref, payment.source_id)
+
+
+def find_payment(session: Session, tenant_id: str, ref: str) -> Transaction:
+    """The payment named by its full ref (`source:account:id`) or, when unique, its own id."""
+    parts = ref.strip().split(":", 2)
+    query = select(Transaction)
+    if len(parts) == 3:
+        query = query.where(Transaction.source == parts[0], Transaction.account_ref == parts[1],
+                            Transaction.source_id == parts[2])  # fmt: skip
+    else:
+        query = query.where(Transaction.source_id == ref.strip())
+    found = list(session.scalars(query.limit(3)))
+    if not found:
+        raise NotFoundError(f"there is no payment {ref!r} in tenant {tenant_id!r}")
+    if len(found) > 1:
+        names = ", ".join(ref_of(t) for t in found)
+        raise RuleViolationError(f"{ref!r} names several payments ({names}); pass the full ref")
+    return found[0]
+
+
+def _invoice(session: Session, tenant_id: str, invoice_id: str) -> Invoice:
+    found = session.scalar(select(Invoice).where(Invoice.invoice_id == invoice_id))
+    if found is None:
+        raise NotFoundError(f"there is no invoice {invoice_id!r} in tenant {tenant_id!r}")
+    return found
+
+
+def money_text(minor: int, currency: str) -> str:
+    """An amount as a person reads it: `12.50 EUR`."""
+    return f"{format_amount(minor, currency)} {currency}"
+
+
+# -- the rules -------------------------------------------------------------------------------------
+
+
+def _check_payment(payment: Transaction) -> None:
+    ref = ref_of(payment)
+    if payment.amount_minor <= 0:
+        raise RuleViolationError(
+            f"payment {ref} is outgoing money "
+            f"({money_text(payment.amount_minor, payment.currency)}); only incoming payments are "
+            "allocated to invoices"
+        )
+    if payment.status != "booked":
+        raise RuleViolationError(
+            f"payment {ref} is {payment.status} at its provider; allocate it once it is booked"
+        )
+
+
+def check_allocation(
+    session: Session, tenant_id: str, payment: Transaction, parts: Sequence[tuple[str, int]]
+) -> dict[str, Invoice]:
+    """Refuse `parts` (invoice, minor amount) that break a rule; the invoices by id."""
+    _check_payment(payment)
+    ref, currency = ref_of(payment), payment.currency
+    if not parts:
+        raise RuleViolationError("name at least one invoice and amount to allocate")
+    seen: set[str] = set()
+    invoices: dict[str, Invoice] = {}
+    for invoice_id, minor in parts:
+        if invoice_id in seen:
+            raise RuleViolationError(f"invoice {invoice_id} is named twice; give it one amount")
+        seen.add(invoice_id)
+        if minor <= 0:
+            raise RuleViolationError(
+                f"the amount for invoice {invoice_id} must be positive, not "
+                f"{money_text(minor, currency)}"
+            )
+        invoice = invoices[invoice_id] = _invoice(session, tenant_id, invoice_id)
+        if invoice.status == CANCELLED:
+            raise RuleViolationError(
+                f"invoice {invoice_id} is cancelled in WHMCS; it takes no payment"
+            )
+        if invoice.currency != currency:
+            raise RuleViolationError(
+                f"invoice {invoice_id} is billed in {invoice.currency} but payment {ref} is in "
+                f"{currency}; a payment is allocated only to invoices in its own currency"
+            )
+    total = sum(minor for _, minor in parts)
+    left = unallocated(session, payment)
+    if total > left:
+        raise RuleViolationError(
+            f"the parts add up to {money_text(total, currency)} but payment {ref} has only "
+            f"{money_text(left, currency)} unallocated "
+            f"(of {money_text(payment.amount_minor, currency)})"
+        )
+    balances = open_balances(session, list(invoices.values()))
+    for invoice_id, minor in parts:
+        if minor > balances[invoice_id]:
+            raise RuleViolationError(
+                f"invoice {invoice_id} has {money_text(balances[invoice_id], currency)} open but "
+                f"{money_text(minor, currency)} were asked for it"
+            )
+    return invoices
