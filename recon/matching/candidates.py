@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from recon.matching.book import Book, pair_key
 from recon.matching.prepare import Prepared, payer_level
-from recon.matching.references import LABELLED, is_cut_prefix, one_edit_apart
+from recon.matching.references import FORMATTED, LABELLED, is_cut_prefix, one_edit_apart
 from recon.matching.rules import (
     EXACT,
     FEE,
@@ -44,6 +44,8 @@ NO_CONFLICT, CLOSED, OTHER_CURRENCY = 0, 1, 2
 _POW10 = np.array([10**k for k in range(13)], dtype=np.int64)
 # the open invoices of one client considered for a subset sum, oldest first
 _SUBSET_POOL = 64
+# the clients sharing a payer's name whose open invoices are searched for subsets
+_SUBSET_CLIENTS = 5
 
 __all__ = ["CLOSED", "NO_CONFLICT", "OTHER_CURRENCY", "OVER", "PARTIAL", "Candidates"]
 
@@ -100,6 +102,15 @@ class _Pass:
         booked = self.book.txn_booked[p].astype(np.int64)
         return (booked >= self.book.inv_issued[i] - before) & (
             booked <= self.book.inv_due[i] + after
+        )
+
+    def overdue_window(self, p: I64, i: I64) -> Bools:
+        """Issued by the payment's date (give or take the name window's days before issue) and
+        not overdue longer than `name_overdue_days`: what a payer's name may still be paying."""
+        cfg = self.book.config
+        booked = self.book.txn_booked[p].astype(np.int64)
+        return (booked >= self.book.inv_issued[i].astype(np.int64) - cfg.name_days_before_issue) & (
+            booked <= self.book.inv_due[i].astype(np.int64) + cfg.name_overdue_days
         )
 
     def open_invoices_of(self, client: I64) -> tuple[I64, I64]:
@@ -167,10 +178,12 @@ class _Groups:
     level: I64
     key_clients: I64
     solutions: I64
+    complete: Bools
     contains_ref: Bools
     one_client: Bools
     member_group: I64
     member_invoice: I64
+    unsure: Bools  # per payment: a client's open invoices were too many to search them all
 
 
 def build_candidates(
@@ -275,24 +288,28 @@ def _name_candidates(state: _Pass, refs: _RefFacts, singles: _Singles) -> I64:
     pair, i = state.open_invoices_of(name_client)
     p = name_p[pair]
     same_ccy = book.inv_ccy[i] == book.txn_ccy[p]
-    # open invoices of this very amount over every client the payer's name may be, whatever
-    # their dates: an older one of the same amount makes the newer one a guess
-    fits_any = same_ccy & (state.relation(p, i) == EXACT)
-    fits_count = np.bincount(p[fits_any], minlength=book.n_transactions)
-    # an overdue invoice outside the name window is kept when it alone has the amount
+    # open invoices of this very amount over every client the payer's name may be, however
+    # old: an older one of the same amount makes the newer one a guess. Invoices issued after
+    # the payment (beyond the name window's few days) cannot be what it pays.
     booked = book.txn_booked[p].astype(np.int64)
     issued_before = booked >= book.inv_issued[i].astype(np.int64) - cfg.name_days_before_issue
+    fits_any = same_ccy & (state.relation(p, i) == EXACT) & issued_before
+    fits_count = np.bincount(p[fits_any], minlength=book.n_transactions)
+    # an overdue invoice outside the name window is kept when it alone has the amount
     not_too_old = booked <= book.inv_due[i].astype(np.int64) + cfg.name_overdue_days
-    single = fits_any & (fits_count[p] == 1) & issued_before & not_too_old
-    keep = same_ccy & (state.window(p, i, by_reference=False) | single)
+    single = fits_any & (fits_count[p] == 1) & not_too_old
+    in_window = state.window(p, i, by_reference=False)
+    # overdue invoices of the amount are looked at too: a cut reference may still single one out
+    keep = same_ccy & (in_window | (fits_any & not_too_old))
     pair, p, i = pair[keep], p[keep], i[keep]
+    single, in_window = single[keep], in_window[keep]
     rel = state.relation(p, i)
     same_amount, paired = _pair_equal_amounts(book, p, i, rel == EXACT, state.balance)
     typo, cut = _number_checks(book, prep, p, i)
     # the pair's open invoices in the window: rows of the same pair are contiguous
-    client_open = np.bincount(pair, minlength=len(name_p))[pair].astype(np.int64)
+    client_open = np.bincount(pair[in_window], minlength=len(name_p))[pair].astype(np.int64)
     name_fits = fits_count[p].astype(np.int64)
-    keep = paired | typo | cut
+    keep = (in_window | single | cut) & (paired | typo | cut)
     singles.add(
         p[keep],
         i[keep],
@@ -341,10 +358,11 @@ def _number_checks(book: Book, prep: Prepared, p: I64, i: I64) -> tuple[Bools, B
     id_key, num_key = book.inv_id[inv], book.inv_num_key[inv]
     typo = (digits >= 4) & (one_edit_apart(value, id_key) | one_edit_apart(value, num_key))
     # a number ending the reference may be cut at any length; with the payer and the exact
-    # amount (name candidates), two digits that start the invoice's number are enough
+    # amount (name candidates), two digits that start the invoice's number are enough, or one
+    # after the tenant's own prefix and year (`2026.3`; not after a mere word: `INV-2` is a year)
     cut = (
         (prep.refs.cut[slot] | prep.refs.ends[slot])
-        & (digits >= 2)
+        & ((digits >= 2) | (prep.refs.kind[slot] == FORMATTED))
         & (is_cut_prefix(value, id_key) | ((num_key > 0) & is_cut_prefix(value, num_key)))
     )
     n = len(p)
@@ -372,11 +390,9 @@ def _subset_candidates(state: _Pass, refs: _RefFacts, want_client_sums: Bools) -
     a_rows = np.flatnonzero(a_size >= 2)
     # (b) (payment, client) pairs, by reference before by payer
     by_ref = rlab & want_client_sums[rp]
-    strong = (
-        (((prep.name_level == 2) & (prep.name_kc <= 5)) | (prep.name_kc <= 2))
-        & prep.name_usable
-        & want_client_sums[prep.name_p]
-    )
+    # every client a payer's name may be, up to a handful of them
+    wanted = prep.name_usable & want_client_sums[prep.name_p]
+    strong = wanted & (prep.name_kc <= _SUBSET_CLIENTS)
     pair_p = np.concatenate([rp[by_ref], prep.name_p[strong]])
     pair_c = np.concatenate([book.inv_client[ri[by_ref]], prep.name_client[strong]])
     pair_ref = np.concatenate([np.ones(int(by_ref.sum()), bool), np.zeros(int(strong.sum()), bool)])
@@ -387,14 +403,19 @@ def _subset_candidates(state: _Pass, refs: _RefFacts, want_client_sums: Bools) -
     pair_p, pair_c, pair_ref = pair_p[order], pair_c[order], pair_ref[order]
     pair_level, pair_kc = pair_level[order], pair_kc[order]
     which, b_i = state.open_invoices_of(pair_c)
-    first_few = (np.arange(len(which)) - np.searchsorted(which, which)) < _SUBSET_POOL
     b_p = pair_p[which]
-    keep = (
-        first_few
-        & (book.inv_ccy[b_i] == book.txn_ccy[b_p])
-        & state.window(b_p, b_i, by_reference=pair_ref[which])
+    # by name, the pool is what a single invoice may be found in too (overdue ones included),
+    # so that a subset reaching back to an old invoice holds back a single one of the amount
+    in_pool = np.where(
+        pair_ref[which],
+        state.window(b_p, b_i, by_reference=True),
+        state.overdue_window(b_p, b_i),
     )
+    keep = (book.inv_ccy[b_i] == book.txn_ccy[b_p]) & in_pool
     which, b_i = which[keep], b_i[keep]
+    # the pool is cut after the window, so that a cut pool is seen as such (`complete`)
+    first_few = (np.arange(len(which)) - np.searchsorted(which, which)) < _SUBSET_POOL
+    which, b_i = which[first_few], b_i[first_few]
     # one problem numbering for both kinds
     n_a = int(a_problem[a_rows].max()) + 1 if len(a_rows) else 0
     problem = np.concatenate([a_problem[a_rows], which + n_a]).astype(np.int64)
@@ -434,6 +455,8 @@ def _subset_candidates(state: _Pass, refs: _RefFacts, want_client_sums: Bools) -
         member_level = payer_level(prep, member_p, book.inv_client[m_invoice])
         group_level = np.where(multi, group_max(m_group, member_level, n_groups), group_level)
     clients = book.inv_client[m_invoice]
+    unsure = np.zeros(book.n_transactions, dtype=bool)
+    unsure[payment[(via == VIA_SUBSET) & ~solved.complete]] = True
     return _Groups(
         group_p=gp,
         via=via[groups].astype(np.int64),
@@ -441,11 +464,13 @@ def _subset_candidates(state: _Pass, refs: _RefFacts, want_client_sums: Bools) -
         level=group_level,
         key_clients=key_clients[groups],
         solutions=solved.solutions[groups],
+        complete=solved.complete[groups],
         contains_ref=group_max(m_group, in_ref.astype(np.int64), n_groups).astype(bool),
         one_client=group_min(m_group, clients, n_groups, -1)
         == group_max(m_group, clients, n_groups, -1),
         member_group=m_group,
         member_invoice=m_invoice,
+        unsure=unsure,
     )
 
 
@@ -546,6 +571,8 @@ def _assemble(
     n_txn = state.book.n_transactions
     has_subset = np.zeros(n_txn, dtype=bool)
     has_subset[groups.group_p[groups.via == VIA_SUBSET]] = True
+    # a search that could not look at every open invoice of the client may have missed a subset
+    has_subset |= groups.unsure
     full_any = np.zeros(n_txn, dtype=bool)
     prep = state.prep
     full_any[prep.name_p[(prep.name_level == 2) & prep.name_usable]] = True
@@ -561,6 +588,7 @@ def _assemble(
         in_window=np.concatenate([state.window(p, i, by_reference), groups_in_window >= 1]),
         conflict=refs.holds_back[group_p],
         solutions=np.concatenate([np.zeros(n_single, np.int64), groups.solutions]),
+        exhaustive=np.concatenate([np.ones(n_single, bool), groups.complete]),
         contains_ref=np.concatenate([np.zeros(n_single, bool), groups.contains_ref]),
         members=np.concatenate(
             [np.ones(n_single, np.int64), np.bincount(groups.member_group, minlength=n_groups)]

@@ -38,7 +38,11 @@ _LEGAL_FORMS = (
     "as asa aps sro kft zrt bvba sprl se lda unipessoal sp z oo spj hb aktiebolag sti"
 )
 _PARTICLES = "and und et en the"
-_FOLDS = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("æ", "ae"), ("ø", "oe"), ("å", "aa"))
+# letters NFKD leaves whole (Polish ł, Turkish dotless ı, ...) are folded by hand
+_FOLDS = (
+    ("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("æ", "ae"), ("ø", "oe"), ("å", "aa"),
+    ("ł", "l"), ("ı", "i"), ("đ", "d"), ("ð", "d"), ("þ", "th"), ("œ", "oe"), ("ħ", "h"),
+)  # fmt: skip
 
 _FULL_TAG = np.uint64(0x9E3779B97F4A7C15)
 _INITIAL_TAG = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -151,9 +155,28 @@ def name_keys(names: pd.Series | pa.Array) -> NameKeys:
             + (initial_sum[word_rows] - initial_hash[per_word])
             + _INITIAL_TAG
         )
-    row = np.concatenate([full_rows, word_rows]).astype(np.int64)
-    key = np.concatenate([full_keys, initial_keys]).astype(np.uint64)
+    glued_rows, glued_keys = _glued_keys(flat, counts)
+    row = np.concatenate([full_rows, glued_rows, word_rows]).astype(np.int64)
+    key = np.concatenate([full_keys, glued_keys, initial_keys]).astype(np.uint64)
     level = np.concatenate(
-        [np.full(len(full_rows), FULL, np.int8), np.full(len(word_rows), INITIAL, np.int8)]
+        [
+            np.full(len(full_rows) + len(glued_rows), FULL, np.int8),
+            np.full(len(word_rows), INITIAL, np.int8),
+        ]
     )
     return NameKeys(row, key, level)
+
+
+def _glued_keys(flat: pa.Array, counts: I64) -> tuple[I64, U64]:
+    """A full key of the words written as one (`PIOTROWSKICONSULT` = `Piotrowski Consult`):
+    banks that drop spaces. Only names of two words or more get one; a one-word name's full key
+    is already the key of its word."""
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), flat)
+    several = np.flatnonzero(counts >= 2)
+    if not len(several):
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    joined = pc.binary_join(lists.take(pa.array(several)), pa.scalar("", pa.large_string()))
+    with np.errstate(over="ignore"):
+        keys = _hashes(joined) + _FULL_TAG
+    return several.astype(np.int64), np.asarray(keys, dtype=np.uint64)

@@ -120,9 +120,34 @@ def _payer_keys(counterparty: pa.Array, rows: I64) -> NameKeys:
 _JOINT = r"(?i)\s+(?:U\.?|UND|AND|&|Y|E|ET|EN|OR|ODER|OU|\+)\s+"
 
 
+# the lengths banks cut a payer's name to (MT940 lines of 27, SWIFT lines of 35, SEPA's 70)
+_FIELD_LENGTHS = (27, 35, 70, 140)
+
+
+def _cut_keys(names: pa.Array) -> NameKeys:
+    """Keys of names the bank cut at its field length, without their last (maybe cut) word:
+    `NetData Soluciones Unipesso` is `NetData Soluciones Unipessoal Lda.`"""
+    lengths = pc.utf8_length(names).to_numpy(zero_copy_only=False)
+    cut = np.flatnonzero(np.isin(lengths, _FIELD_LENGTHS))
+    if not len(cut):
+        return NameKeys(np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int8))
+    trimmed = pc.replace_substring_regex(
+        names.take(pa.array(cut)), pattern=r"[\s,]+[^\s,]*$", replacement=""
+    )
+    keys = name_keys(trimmed)
+    return NameKeys(cut[keys.row].astype(np.int64), keys.key, keys.level)
+
+
 def _joint_keys(names: pa.Array) -> NameKeys:
-    """Keys of each name, and of each holder of a joint account (`A NOWAK U. J NOWAK`)."""
+    """Keys of each name, of a name cut at a bank's field length without its last word, and of
+    each holder of a joint account (`A NOWAK U. J NOWAK`)."""
     keys = name_keys(names)
+    cut = _cut_keys(names)
+    keys = NameKeys(
+        np.concatenate([keys.row, cut.row]),
+        np.concatenate([keys.key, cut.key]),
+        np.concatenate([keys.level, cut.level]),
+    )
     parts = pc.split_pattern_regex(names, pattern=_JOINT)
     lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
     if not (lengths > 1).any():

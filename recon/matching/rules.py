@@ -47,6 +47,7 @@ class Features:
     in_window: Bools  # booking date plausible for the invoice dates
     conflict: Bools  # the reference also names a closed or other-currency invoice that fits
     solutions: I64  # subset sums only: how many subsets hit the amount
+    exhaustive: Bools  # subset sums only: every open invoice in the window was searched
     contains_ref: Bools  # subset sums only: one of the invoices is named in the reference
     members: I64
     one_client: Bools  # every invoice of the candidate belongs to the same client
@@ -107,7 +108,8 @@ def _unique_name(f: Features) -> Bools:
 
 
 def _one_way(f: Features) -> Bools:
-    return np.asarray(f.solutions == 1, dtype=np.bool_)
+    # one subset among all the client's open invoices, not among the first dozen searched
+    return all_of(f.solutions == 1, f.exhaustive)
 
 
 def ref_amount_payer(f: Features) -> Bools:
@@ -154,11 +156,14 @@ def ref_typo_payer(f: Features) -> Bools:
 
 
 def ref_cut_payer(f: Features) -> Bools:
-    """A reference cut short by the bank, completed by payer and amount."""
+    """A reference cut short by the bank, completed by payer and amount (by name, an overdue
+    invoice too: what is left of its number picks it among the payer's invoices)."""
     return all_of(
-        any_of(all_of(_via(f, VIA_CUT), _payer(f)), all_of(_via(f, VIA_NAME), f.cut_confirmed)),
+        any_of(
+            all_of(_via(f, VIA_CUT), _payer(f), f.in_window),
+            all_of(_via(f, VIA_NAME), f.cut_confirmed),
+        ),
         _relation(f, EXACT, FEE),
-        f.in_window,
     )
 
 
@@ -205,8 +210,9 @@ def name_amount(f: Features) -> Bools:
 
 
 def name_amount_single(f: Features) -> Bools:
-    """No usable reference: of everything open to clients of the payer's name, one invoice has
-    exactly the amount (the name may be shared or printed the bank's way)."""
+    """No usable reference: of everything open to clients of the payer's name (issued by the
+    payment's date, however long overdue), one invoice has exactly the amount (the name may be
+    shared or printed the bank's way)."""
     return all_of(
         _via(f, VIA_NAME),
         _relation(f, EXACT),
@@ -215,7 +221,6 @@ def name_amount_single(f: Features) -> Bools:
         ~f.conflict,
         ~f.ref_named,
         ~f.subset_fits,
-        f.in_window,
     )
 
 

@@ -21,11 +21,15 @@ _MAX_CELLS = 1 << 22
 class SubsetSolutions:
     """Per problem: how many subsets (of two or more) hit the target, and the first one found.
 
+    `complete` says the search saw every row of the problem (none beyond `max_members`): only
+    then is `solutions` the true count rather than a lower bound.
+
     `member_problem`/`member_row` list the rows (positions in the input) of the first solution;
     "first" is the subset with the lowest bit mask, i.e. the one using the earliest rows.
     """
 
     solutions: I64
+    complete: npt.NDArray[np.bool_]
     member_problem: I64
     member_row: I64
 
@@ -40,12 +44,13 @@ def exact_subsets(problem: I64, amount: I64, targets: I64, max_members: int) -> 
     solutions = np.zeros(n_problems, dtype=np.int64)
     if len(problem) == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return SubsetSolutions(solutions, empty, empty)
+        return SubsetSolutions(solutions, np.ones(n_problems, dtype=bool), empty, empty)
     order = np.argsort(problem, kind="stable")
     problem_sorted = problem[order]
     counts = np.bincount(problem_sorted, minlength=n_problems).astype(np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     sizes = np.minimum(counts, max_members)
+    complete = counts <= max_members
     found_problem: list[I64] = []
     found_row: list[I64] = []
     for size in np.unique(sizes[sizes >= 2]):
@@ -76,6 +81,8 @@ def exact_subsets(problem: I64, amount: I64, targets: I64, max_members: int) -> 
                 found_problem.append(probs.astype(np.int64))
                 found_row.append(rows.astype(np.int64))
     if found_problem:
-        return SubsetSolutions(solutions, np.concatenate(found_problem), np.concatenate(found_row))
+        return SubsetSolutions(
+            solutions, complete, np.concatenate(found_problem), np.concatenate(found_row)
+        )
     empty = np.zeros(0, dtype=np.int64)
-    return SubsetSolutions(solutions, empty, empty)
+    return SubsetSolutions(solutions, complete, empty, empty)
