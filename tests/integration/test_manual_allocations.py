@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from recon.canonical import transaction_ref
 from recon.db.models import (
@@ -24,7 +26,7 @@ from recon.db.models import (
 from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import NotFoundError, PermissionDeniedError, RuleViolationError
 from recon.review.allocations import accept_suggestions, allocate, unallocate
-from recon.review.ledger import open_balances
+from recon.review.ledger import lock_books, open_balances
 from recon.tenants import TenantSettings, add_tenant
 from tests.people import make_user
 
@@ -271,3 +273,42 @@ def test_cli_refusals_exit_with_the_errors_code_and_one_sentence(
     assert main(["suggestions", "accept", "--tenant", T, "--as", FIN]) == 2
     with tenant_session(cli, T) as session:
         assert session.scalar(select(func.count()).select_from(Allocation)) == 0
+
+
+def _waiting_for_an_advisory_lock(engine: Engine) -> bool:
+    """Poll (bounded) until some backend waits for an advisory lock."""
+    for _ in range(3000):
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            ).scalar()
+        if waiting:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_two_people_placing_the_same_money_wait_for_each_other(app: Engine) -> None:
+    refused: list[str] = []
+
+    def second_person() -> None:
+        try:
+            allocate(app, FIN, T, REF, [("1002", 5000)])
+        except RuleViolationError as exc:
+            refused.append(str(exc))
+
+    with tenant_session(app, T) as session:  # a first write of p1's money, not committed yet
+        lock_books(session, T)
+        session.add(Allocation(allocation_key="f" * 64, transaction_ref=REF, invoice_id="1001",
+                               amount_minor=6000, currency="EUR", rule="manual", confidence=100,
+                               decision="manual", origin="manual", created_by=FIN))  # fmt: skip
+        session.flush()
+        thread = threading.Thread(target=second_person)
+        thread.start()
+        if app.dialect.name == "postgresql":  # it waits for the first write, not reads past it
+            assert _waiting_for_an_advisory_lock(app)
+    thread.join()
+    assert refused == [
+        "the parts add up to 50.00 EUR but payment bank:acc:p1 has only 40.00 EUR unallocated "
+        "(of 100.00 EUR)"
+    ]
