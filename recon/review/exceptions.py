@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from recon import audit
@@ -32,6 +32,7 @@ from recon.db.models import (
 from recon.db.tenancy import tenant_session
 from recon.errors import ConflictError, NotFoundError, RuleViolationError
 from recon.review.access import ROLE_PERMISSIONS, Actor, Permission, Role, require
+from recon.review.ledger import live_clause
 from recon.review.queue import payments_by_ref, raw_record_of, view_of
 from recon.review.views import (
     CandidateView,
@@ -131,20 +132,12 @@ def _payment(session: Session, txn: Any, ref: str) -> PaymentView:
     )
 
 
-def _live() -> Any:
-    """A live allocation: not a reversal and not reversed (as tasks/decisions.live_clause)."""
-    reversal = aliased(Allocation)
-    return and_(
-        Allocation.reverses_id.is_(None), ~exists().where(reversal.reverses_id == Allocation.id)
-    )
-
-
 def _candidates(session: Session, ref: str | None) -> tuple[CandidateView, ...]:
     if not ref:
         return ()
     rows = session.scalars(
         select(Allocation)
-        .where(Allocation.transaction_ref == ref, _live())
+        .where(Allocation.transaction_ref == ref, live_clause())
         .order_by(Allocation.confidence.desc(), Allocation.id)
     )
     return tuple(

@@ -102,6 +102,16 @@ def test_the_second_of_two_writers_gets_a_conflict_naming_the_first(books: Books
         assert (row.resolution_kind, row.resolved_by, row.assignee) == ("duplicate", ANA, None)
 
 
+def test_a_write_stale_after_an_engine_change_names_the_engine(books: Books) -> None:
+    e1 = books.ids["e1"]
+    with tenant_session(books.app, "acme") as session:  # what store_exceptions does
+        row = session.get(ReconException, e1)
+        assert row is not None
+        row.detail, row.updated_by = "raised again with a new amount", "engine"
+    with pytest.raises(ConflictError, match=f"exception {e1} was changed by the engine at "):
+        assign(books.app, FIN, "acme", e1, FIN, 1)
+
+
 def test_an_auditor_is_refused_every_write(books: Books) -> None:
     e1 = books.ids["e1"]
     writes = (
