@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -304,6 +304,14 @@ def _last_change(row: ReconException) -> str:
     return "changed"
 
 
+def _take_write_lock(session: Session) -> None:
+    """On SQLite, take the write lock before the first read: a transaction that has read may not
+    write once another has committed (WAL), so two writers queue here instead of one failing.
+    PostgreSQL locks the row (`FOR UPDATE`) when it is read."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE exceptions SET version = version WHERE 1 = 0"))
+
+
 def _write(
     engine: Engine,
     acting: Actor | str,
@@ -316,6 +324,7 @@ def _write(
     """One write: access, version check, `change` (which returns audit details), audit."""
     try:
         with tenant_session(engine, tenant_id) as session:
+            _take_write_lock(session)
             actor = require(session, acting, tenant_id, Permission.WORK)
             row = _load(session, tenant_id, exception_id, lock=True)
             if row.version != expected_version:
@@ -476,6 +485,7 @@ def comment(
     if not body:
         raise RuleViolationError("a comment needs some text")
     with tenant_session(engine, tenant_id) as session:
+        _take_write_lock(session)
         actor = require(session, acting, tenant_id, Permission.WORK)
         row = _load(session, tenant_id, exception_id)
         added = ExceptionComment(

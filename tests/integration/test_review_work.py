@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -100,6 +102,57 @@ def test_the_second_of_two_writers_gets_a_conflict_naming_the_first(books: Books
         row = session.get(ReconException, e3)
         assert row is not None
         assert (row.resolution_kind, row.resolved_by, row.assignee) == ("duplicate", ANA, None)
+
+
+def test_two_writers_at_the_same_moment_queue_and_the_second_gets_a_conflict(
+    books: Books, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first writer holds the row (PostgreSQL) or the write lock (SQLite) while it works;
+    the second waits for it, then finds the version moved: a ConflictError, not a lost write."""
+    from recon.review import exceptions as service
+
+    make_user(books.app, ANA, Role.FINANCE, ("acme",))
+    e1 = books.ids["e1"]
+    first_inside, second_started, go = threading.Event(), threading.Event(), threading.Event()
+    real_check, real_lock = service._require_open, service._take_write_lock
+
+    def held(row: ReconException, doing: str) -> None:
+        if threading.current_thread().name == "first":
+            first_inside.set()
+            assert go.wait(timeout=60)
+        real_check(row, doing)
+
+    def announced(session: Any) -> None:
+        if threading.current_thread().name == "second":
+            second_started.set()
+        real_lock(session)
+
+    monkeypatch.setattr(service, "_require_open", held)
+    monkeypatch.setattr(service, "_take_write_lock", announced)
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        outcome["first"] = resolve(books.app, ANA, "acme", e1, "other", "first", 1)
+
+    def second() -> None:
+        try:
+            outcome["second"] = assign(books.app, FIN, "acme", e1, FIN, 1)
+        except ConflictError as exc:
+            outcome["second"] = exc
+
+    one = threading.Thread(target=first, name="first")
+    one.start()
+    assert first_inside.wait(timeout=60)
+    two = threading.Thread(target=second, name="second")
+    two.start()
+    assert second_started.wait(timeout=60)
+    go.set()
+    one.join(timeout=120)
+    two.join(timeout=120)
+    assert getattr(outcome["first"], "version", None) == 2
+    refused = outcome["second"]
+    assert isinstance(refused, ConflictError), refused
+    assert f"exception {e1} was resolved by {ANA}" in str(refused)
 
 
 def test_a_write_stale_after_an_engine_change_names_the_engine(books: Books) -> None:
