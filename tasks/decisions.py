@@ -398,6 +398,32 @@ def _audit_exception(
     )
 
 
+# Why a payout or WHMCS payment the engine judged again no longer has its exception.
+NO_LONGER = {
+    "payout_missing": "the payout's bank credit is found, or it is no longer due",
+    "payout_shortfall": "the payout now adds up",
+    "payout_incomplete": "every transaction of the payout is now known",
+    "unbacked_payment": "money now confirms the WHMCS payment",
+}
+
+
+def _judged_open(session: Session, result: MatchResult) -> list[ReconException]:
+    """Open exceptions about a payout or WHMCS payment the engine judged this time."""
+    found: list[ReconException] = []
+    for kind, subjects in result.judged.groupby("kind")["subject"]:
+        values = sorted(set(subjects))
+        for start in range(0, len(values), 500):
+            found += session.scalars(
+                select(ReconException).where(
+                    ReconException.status == "open",
+                    ReconException.kind == str(kind),
+                    ReconException.transaction_ref.is_(None),
+                    ReconException.subject_ref.in_(values[start : start + 500]),
+                )
+            )
+    return found
+
+
 def _closing_reasons(
     session: Session, result: MatchResult, window_refs: set[str], kept: set[int]
 ) -> list[tuple[ReconException, str]]:
@@ -424,12 +450,13 @@ def _closing_reasons(
                 ReconException.invoice_id.in_(sorted(confirmed_invoices)),
             )
         )
+    candidates += _judged_open(session, result)
     closing: list[tuple[ReconException, str]] = []
-    for exception in candidates:
+    for exception in {e.id: e for e in candidates}.values():
         if exception.id in kept or exception.kind in NOT_THE_ENGINES:
             continue
         if exception.transaction_ref is None:
-            reason = "money now confirms the WHMCS payment"
+            reason = NO_LONGER.get(exception.kind, "money now confirms the WHMCS payment")
         elif invoices := allocated.get(exception.transaction_ref):
             reason = f"the payment is now allocated to invoice {', '.join(sorted(invoices))}"
         else:

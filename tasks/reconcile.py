@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -30,7 +30,6 @@ from recon.canonical import split_transaction_ref, transaction_ref
 from recon.db.models import (
     Allocation,
     Invoice,
-    Match,
     Payout,
     PayoutLine,
     RecordedPayment,
@@ -41,17 +40,18 @@ from recon.matching.config import MatchConfig, config_from_mapping
 from recon.matching.engine import match
 from recon.matching.frames import MatchResult
 from recon.matching.io import inputs_from_frames
+from recon.matching.validate import prepare_transactions
 from recon.money import format_amount
 from recon.review.ledger import held_by_invoice, lock_books, whmcs_view
 from recon.tenants import TenantSettings
 from tasks.decisions import (
     RECORDED_RULE_PREFIX,
-    key_of,
     live_allocations,
     store_allocations,
     store_exceptions,
     without_vetoed,
 )
+from tasks.payout_links import evidence_days, evidence_frame, store_payout_matches
 from tasks.transids import engine_counterparty, engine_reference, transid_aliases
 
 log = logging.getLogger("recon.reconcile")
@@ -242,6 +242,10 @@ def build_frames(
         "payout_lines": pd.DataFrame(
             line_rows, columns=["payout_id", "transaction_id"], dtype="str"
         ),
+        # money around the window, read only: payouts and payments near its edges are judged
+        "evidence": evidence_frame(
+            session, window, window_refs, evidence_days(recorded_margin_days, PAYOUT_MARGIN_DAYS)
+        ),
     }
     return frames, window_refs
 
@@ -300,30 +304,9 @@ def run_engine(frames: dict[str, pd.DataFrame], config: MatchConfig) -> MatchRes
         frames["payouts"],
         frames["payout_lines"],
     )
+    if "evidence" in frames:
+        inputs = replace(inputs, evidence=prepare_transactions(frames["evidence"], "evidence"))
     return match(inputs, config)
-
-
-def store_payout_matches(
-    session: Session, tenant_id: str, run_id: str, result: MatchResult
-) -> None:
-    """Keep each payout ↔ bank credit link (replacing the engine's earlier link for it)."""
-    for row in result.payout_matches.to_dict("records"):
-        key = key_of(tenant_id, "payout_bank", row["payout_id"])
-        current = session.scalar(select(Match).where(Match.match_key == key))
-        values = {
-            "kind": "payout_bank",
-            "left_ref": str(row["payout_id"]),
-            "right_ref": str(row["transaction_id"]),
-            "rule": "payout_amount_date",
-            "confidence": 100,
-            "amount_minor": int(row["amount"]),
-        }
-        if current is None:
-            session.add(Match(tenant_id=tenant_id, match_key=key, run_id=run_id, **values))
-        elif any(getattr(current, f) != v for f, v in values.items()):
-            for field_name, value in values.items():
-                setattr(current, field_name, value)
-            current.run_id = run_id
 
 
 def reconcile_window(
@@ -347,7 +330,7 @@ def reconcile_window(
         clock = time.perf_counter()
         allocations = store_allocations(session, tenant_id, run_id, result, window_refs)
         exceptions = store_exceptions(session, tenant_id, run_id, result, window_refs)
-        store_payout_matches(session, tenant_id, run_id, result)
+        store_payout_matches(session, tenant_id, run_id, result, window_refs)
     timings["store"] = time.perf_counter() - clock  # the commit included
     log.info(
         "reconciled %s %s..%s: %d auto, %d review, %d exceptions (%d added, %d reversed, "

@@ -5,6 +5,10 @@ Stripe charge, GoCardless payment), or when it names the same invoice (reference
 the same amount within a few days, through the gateway whose money it is. A confirmed payment is
 reported with a `recorded_*` rule and is never applied a second time: WHMCS has already counted
 it, so it does not consume open balance. A recorded payment no money confirms is unbacked.
+
+It is judged unbacked only when the money of its gateway's source covers the days around it:
+this run's money and the evidence (money outside the window that earlier runs decided), whose
+transaction ids also back a recorded payment's `transid` without being allocated again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from recon.matching.book import GOCARDLESS, SOURCE_CODES, STRIPE, Book, codes, codes_in, text
 from recon.matching.ledger import Ledger
 from recon.matching.parsing import days_to_iso
+from recon.matching.payouts import Money, judged_frame, money_of
 from recon.matching.prepare import Prepared
 from recon.matching.references import LABELLED, provider_ids
 from recon.matching.vec import KeyIndex, csr, expand, first_of_groups, group_sum
@@ -234,13 +239,41 @@ def confirm_by_invoice(
     return consumed
 
 
-def report_unbacked(book: Book, rec: Recorded, ledger: Ledger) -> dict[str, int]:
-    """Recorded payments with no money behind them, within the period the money covers."""
+@dataclass(frozen=True)
+class Unbacked:
+    """Counts of the audit direction, and the recorded payments judged for `unbacked_payment`."""
+
+    stats: dict[str, int]
+    judged: pd.DataFrame
+
+
+def _backed_by_evidence(money: Money, rec: Recorded) -> Bools:
+    """Recorded payments whose `transid` is an evidence transaction or a provider id one quotes:
+    money an earlier run saw (and confirmed there) stands behind them."""
+    evidence = np.arange(money.n_book, len(money.amount), dtype=np.int64)
+    if not len(evidence):
+        return np.zeros(len(rec.amount), dtype=bool)
+    providers = np.isin(money.source[evidence], [STRIPE, GOCARDLESS])
+    _, quoted = provider_ids(money.evidence_references.take(pa.array(np.flatnonzero(providers))))
+    ids = pa.concat_arrays([text(money.evidence_ids), text(quoted)])
+    named = pc.is_in(rec.transid, value_set=pc.unique(ids)).to_numpy(zero_copy_only=False)
+    present = pc.not_equal(rec.transid, "").to_numpy(zero_copy_only=False)
+    backed: Bools = np.asarray(named, dtype=bool) & np.asarray(present, dtype=bool)
+    return backed
+
+
+def report_unbacked(
+    book: Book, rec: Recorded, ledger: Ledger, evidence: pd.DataFrame | None = None
+) -> Unbacked:
+    """Recorded payments with no money behind them, within the period the money covers (this
+    run's and the evidence's)."""
     window = book.config.recorded_window_days
-    candidates = (rec.amount > 0) & (rec.open_amount > 0)
+    money = money_of(book, evidence)
+    backed = _backed_by_evidence(money, rec)
+    candidates = (rec.amount > 0) & (rec.open_amount > 0) & ~backed
     covered = np.zeros(len(rec.amount), dtype=bool)
     for source in np.unique(rec.source[rec.source >= 0]):
-        booked = book.txn_booked[book.txn_source == source]
+        booked = money.days(int(source))
         if not len(booked):
             continue
         lo, hi = int(booked.min()) + window, int(booked.max()) - window
@@ -270,11 +303,16 @@ def report_unbacked(book: Book, rec: Recorded, ledger: Ledger) -> dict[str, int]
             details,
             [str(w) for w in rec.whmcs_id.take(take).to_pylist()],
         )
-    return {
+    stats = {
         "recorded_confirmed": int((rec.confirmed > 0).sum()),
         "recorded_unaudited": int((candidates & ~covered).sum()),
         "recorded_unbacked": len(flagged),
     }
+    # judged: money covers its days, or money (here or among the evidence) stands behind it
+    audited = (rec.amount > 0) & (rec.source >= 0)
+    judged = np.flatnonzero(audited & (covered | backed | (rec.open_amount <= 0)))
+    subjects = rec.whmcs_id.take(pa.array(judged, type=pa.int64())).to_pylist()
+    return Unbacked(stats, judged_frame(("unbacked_payment",), [str(w) for w in subjects]))
 
 
 def recorded_invoice_of(rec: Recorded, ids: pa.Array) -> I64:

@@ -65,7 +65,7 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
         "recorded": len(inputs.recorded),
     }
 
-    payout = match_payouts(book, inputs.payouts, inputs.payout_lines, ledger)
+    payout = match_payouts(book, inputs.payouts, inputs.payout_lines, ledger, inputs.evidence)
     stats.update(payout.stats)
     clock.lap("payouts")
 
@@ -112,7 +112,8 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
     _finalise(book, ledger, cands, decisions, residual, balance, settled_by, payout.consumed)
     clock.lap("review_and_exceptions")
     _refunds(book, ledger, rec)
-    stats.update(report_unbacked(book, rec, ledger))
+    unbacked = report_unbacked(book, rec, ledger, inputs.evidence)
+    stats.update(unbacked.stats)
     clock.lap("audit")
 
     allocations = ledger.allocations()
@@ -135,6 +136,7 @@ def match(inputs: MatchInputs, config: MatchConfig | None = None) -> MatchResult
         payout_matches=payout.matches,
         stats=stats,
         timings=clock.laps,
+        judged=pd.concat([payout.judged, unbacked.judged], ignore_index=True),
     )
 
 

@@ -126,6 +126,17 @@ PAYOUT_TYPES: dict[str, Any] = {
     "status": _STR,
 }
 PAYOUT_LINE_TYPES: dict[str, Any] = {"payout_id": _STR, "transaction_id": _STR}
+JUDGED_TYPES: dict[str, Any] = {"kind": _STR, "subject": _STR}
+
+
+def empty_transactions() -> pd.DataFrame:
+    """A typed transactions frame with no rows."""
+    return _typed(TRANSACTION_TYPES)
+
+
+def empty_judged() -> pd.DataFrame:
+    """A typed judged-subjects frame with no rows."""
+    return _typed(JUDGED_TYPES)
 
 
 def empty_recorded() -> pd.DataFrame:
@@ -149,6 +160,11 @@ class MatchInputs:
 
     `invoices` may carry an optional `held` column (minor units): money allocations the engine
     does not see already hold on the invoice; it caps allocation, never scoring.
+
+    `evidence` (optional, the columns of `transactions`): money outside the window that earlier
+    runs decided. It is read only to judge payouts and WHMCS payments near the window's edges
+    (the days the money covers, a payout's bank credit, a payment's transid); it is never
+    allocated and no exception is raised about it.
     """
 
     invoices: pd.DataFrame
@@ -156,6 +172,7 @@ class MatchInputs:
     recorded: pd.DataFrame = field(default_factory=empty_recorded)
     payouts: pd.DataFrame = field(default_factory=empty_payouts)
     payout_lines: pd.DataFrame = field(default_factory=empty_payout_lines)
+    evidence: pd.DataFrame = field(default_factory=empty_transactions)
 
 
 @dataclass(frozen=True)
@@ -167,6 +184,8 @@ class MatchResult:
     currency, detail, subject (the payout id of payout-level kinds, the WHMCS payment id of
     `unbacked_payment`, "" where the payment and invoice say what it is about; not in
     exceptions.csv). `payout_matches`: payout_id, transaction_id, amount, shortfall (minor).
+    `judged`: kind, subject: each payout or WHMCS payment the engine had the money to judge
+    for that kind of exception, raised or not (a stored one it no longer raises is closed).
     """
 
     allocations: pd.DataFrame
@@ -174,3 +193,4 @@ class MatchResult:
     payout_matches: pd.DataFrame
     stats: dict[str, Any]
     timings: dict[str, float]
+    judged: pd.DataFrame = field(default_factory=empty_judged)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from flows.backfill import backfill
+from flows.backfill import BackfillOutcome, backfill
 from flows.outcome import RunOutcome
 from flows.reconcile import reconcile
 from recon.settings import get_settings
@@ -59,7 +59,7 @@ def run(window: Window) -> RunOutcome:
     return reconcile(tenant=TENANT, date_from=window[0], date_to=window[1])
 
 
-def weekly_backfill(window: Window) -> dict[str, Any]:
+def weekly_backfill(window: Window) -> BackfillOutcome:
     return backfill(tenant=TENANT, date_from=window[0], date_to=window[1], period_days=7)
 
 
@@ -131,20 +131,10 @@ def test_a_sequence_of_windows_loads_what_one_clean_run_over_their_union_loads(
     assert_same(after_sequence(name, pipeline), expected, DATA)
 
 
-# Judgements the engine makes only well inside the money it sees (a WHMCS payment with no money
-# behind it, a payout with no bank credit) are never made by week-long periods whose edges cut
-# their margins; one run over the month makes them.
-EDGE_JUDGED = pytest.mark.xfail(
-    strict=True,
-    reason="unbacked_payment and payout_missing are judged only recorded_window_days / "
-    "payout_days_after inside a run's bank days, which 7-day periods never reach (issue 9)",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=EDGE_JUDGED) if n.startswith("backfill") else n for n in SEQUENCES],
-)
+# Payouts and WHMCS payments are judged only where money covers the days around them; a run
+# counts the stored money around its window (evidence, read only), so week-long periods judge
+# what one run over the month judges.
+@pytest.mark.parametrize("name", list(SEQUENCES))
 def test_a_sequence_of_windows_decides_what_one_clean_run_over_their_union_decides(
     name: str, pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,7 +155,7 @@ def test_a_weekly_backfill_fetches_each_account_once(pipeline: Pipeline) -> None
     bank = pipeline.sandbox.faults["gocardless"]
     before = bank.count(path="/api/v2/accounts/*/transactions/")
     result = weekly_backfill(UNION)
-    assert result == {"periods": 5, "skipped": 0, "ran": 5}
+    assert (result.periods, result.skipped, result.ran) == (5, 0, 5)
     accounts = len(
         pipeline.sandbox.tenant_settings(pipeline.server.url)["gocardless"]["account_ids"]
     )
@@ -173,7 +163,7 @@ def test_a_weekly_backfill_fetches_each_account_once(pipeline: Pipeline) -> None
     again = backfill(
         tenant=TENANT, date_from=UNION[0], date_to=UNION[1], period_days=7, refetch=True
     )
-    assert again["ran"] == 5
+    assert again.ran == 5
     assert bank.count(path="/api/v2/accounts/*/transactions/") - before == 2 * accounts
 
 
