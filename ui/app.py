@@ -36,7 +36,10 @@ def _pages(permissions: frozenset[Permission]) -> dict[str, list[st.Page]]:
         ],
     }
     if Permission.MANAGE in permissions:
-        sections["Admin"] = [_page("users", "Users", ":material/group:")]
+        sections["Admin"] = [
+            _page("users", "Users", ":material/group:"),
+            _page("connections", "Connections", ":material/account_balance:"),
+        ]
     return sections
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from apps.cli import audit, automations, db, exceptions, runs, sandbox, tenant, webhooks
+from apps.cli import audit, automations, bank, db, exceptions, runs, sandbox, tenant, webhooks
 from apps.cli.allocate import allocate_command, suggestions_app, unallocate_command
 from apps.cli.apply import apply_command
 from apps.cli.backfill import backfill_command
@@ -45,6 +45,7 @@ app.add_typer(suggestions_app, name="suggestions")
 app.add_typer(exceptions.app, name="exceptions")
 app.add_typer(users_app, name="user")
 app.add_typer(export_app, name="export")
+app.add_typer(bank.app, name="bank")
 
 log = logging.getLogger("apps.cli")
 INTERRUPTED = 130
