@@ -66,3 +66,14 @@ def cursor(key: str) -> int | None:
 def reset_pager(key: str) -> None:
     """Back to the first page (after a filter changed)."""
     st.session_state[f"{key}_stack"] = [None]
+
+
+def metric_amounts(column: Any, label: str, items: Iterable[Any]) -> None:
+    """A metric of sums per currency: the first currency as the figure, all of them in its help
+    (a long list of currencies does not fit a metric)."""
+    listed = list(items)
+    if not listed:
+        column.metric(label, "0")
+        return
+    more = f" (+{len(listed) - 1} more)" if len(listed) > 1 else ""
+    column.metric(label, money(listed[0].minor, listed[0].currency) + more, help=amounts(listed))

@@ -5,6 +5,7 @@ tenant's data version as part of its key (see `ui.components.cached`)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import streamlit as st
@@ -55,9 +56,16 @@ def acting() -> str:
 
 
 def default_period(days: int = 30) -> tuple[dt.date, dt.date]:
-    """The last `days` days up to today (UTC)."""
-    today = dt.datetime.now(dt.UTC).date()
-    return today - dt.timedelta(days=days - 1), today
+    """The last `days` days up to the tenant's latest booking (today when it has none)."""
+    from recon.errors import ReconError
+    from recon.review.overview import latest_booking
+
+    end = dt.datetime.now(dt.UTC).date()
+    email, chosen = signed_in_email(), st.session_state.get(TENANT_KEY)
+    if email and isinstance(chosen, str):
+        with contextlib.suppress(ReconError):  # the page's own service call says why
+            end = latest_booking(engine(), email, chosen) or end
+    return end - dt.timedelta(days=days - 1), end
 
 
 def can(permission: str) -> bool:

@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from apps.cli.context import console, runtime
+from recon.settings import Settings
 
 
 def demo_command(
     no_ui: Annotated[
         bool, typer.Option("--no-ui", help="Do everything but start the UI, then exit.")
     ] = False,
+    port: Annotated[int, typer.Option(help="Port the ops UI serves the demo on.")] = 8501,
 ) -> None:
     """Sandbox providers, a migrated SQLite database, the demo tenant and a 90-day run."""
     from apps.cli import doctor
@@ -62,6 +64,7 @@ def demo_command(
         with console.status(f"reconciling {DEMO_TENANT} {start}..{today}"):
             result = run_flow(reconcile, tenant=DEMO_TENANT, date_from=start, date_to=today)
         print_summary(result)
+        logins = [] if no_ui else _demo_logins(env.settings)
     console.print(
         "to run `recon` on the demo's database afterwards (e.g. `recon run --tenant demo` inside "
         "its window, which replays what the demo stored), first:",
@@ -70,7 +73,44 @@ def demo_command(
     for line in follow_up_exports(base):
         console.print(line, soft_wrap=True, markup=False, highlight=False)
     if not no_ui:
-        console.print("the ops UI is not part of this version yet; nothing more to start")
+        _serve_ui(base, logins, port)
+
+
+def _demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    """The demo's users with new random passwords, made while the sandbox Vault (and with it the
+    audit chain key their audit entries need) still serves."""
+    from apps.cli.ui import demo_logins
+    from apps.demo import DEMO_TENANT
+    from connectors.runtime import Runtime
+
+    demo_runtime = Runtime(settings)
+    try:
+        return demo_logins(demo_runtime.checked_engine(), DEMO_TENANT)
+    finally:
+        demo_runtime.close()
+
+
+def _serve_ui(settings: Settings, logins: list[tuple[str, str, str]], port: int) -> None:
+    """Print the demo logins and serve the UI on the demo's database (the chain key, read from
+    the file the demo keeps it in, goes to the UI's environment, never to the terminal)."""
+    import sys
+
+    from apps.cli.ui import serve_demo_ui
+
+    for email, role, password in logins:
+        console.print(
+            f"demo login ({role}): {email}  password: {password}", markup=False, highlight=False
+        )
+    keys = settings.data_dir / "sandbox"
+    env = {
+        "RECON_DATABASE_URL": settings.resolved_database_url,
+        "RECON_DATA_DIR": str(settings.data_dir),
+        "RECON_SECRET_AUDIT_CHAIN_KEY": (keys / "audit-chain-key").read_text("utf-8").strip(),
+    }
+    export_key = keys / "export-signing-key"
+    if export_key.exists():
+        env["RECON_SECRET_AUDIT_EXPORT_SIGNING_KEY"] = export_key.read_text("utf-8").strip()
+    serve_demo_ui(env, port, interactive=sys.stdin.isatty())
 
 
 def _describe(summary: dict[str, int]) -> str:

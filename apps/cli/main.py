@@ -18,6 +18,7 @@ from apps.cli.demo import demo_command
 from apps.cli.export import app as export_app
 from apps.cli.match import match_command
 from apps.cli.run import run_command
+from apps.cli.ui import ui_command
 from apps.cli.users import app as users_app
 from recon.errors import ConfigError, ReconError
 from recon.logs import configure_logging, remove_handler
@@ -110,6 +111,7 @@ app.command("apply")(apply_command)
 app.command("backfill")(backfill_command)
 app.command("allocate")(allocate_command)
 app.command("unallocate")(unallocate_command)
+app.command("ui")(ui_command)
 
 
 def _fail(message: str, code: int) -> int:

@@ -133,3 +133,79 @@ def ui_command(
         with production_secrets(public_url, oidc_client_id, oidc_metadata_url):
             return subprocess.run(command, cwd=ROOT, check=False).returncode  # noqa: S603
     return subprocess.run(command, cwd=ROOT, check=False).returncode  # noqa: S603
+
+
+# -- the demo's UI ----------------------------------------------------------------------------------
+
+DEMO_USERS = (("admin@demo.test", "admin"), ("finance@demo.test", "finance"))
+
+
+def demo_logins(engine: object, tenant: str) -> list[tuple[str, str, str]]:
+    """(email, role, password) of the demo's admin and finance users, each with a new random
+    password (never a fixed default); made on the first demo, their passwords reset after."""
+    import secrets
+
+    from sqlalchemy import Engine
+
+    from recon.db.tenancy import admin_session
+    from recon.review import users
+
+    assert isinstance(engine, Engine)
+    admin = DEMO_USERS[0][0]
+    logins = []
+    for email, role in DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        with admin_session(engine) as session:
+            exists = users.find_user(session, email) is not None
+        if exists:
+            users.set_password(engine, admin, email, password)
+            if tenant not in users.granted_tenants(engine, email):
+                users.grant_tenant(engine, admin, email, tenant)
+        else:
+            acting = None if email == admin else admin
+            users.add_user(engine, acting, email, role, tenants=(tenant,), password=password)
+        logins.append((email, role, password))
+    return logins
+
+
+def serve_demo_ui(env: dict[str, str], port: int, *, interactive: bool) -> int:
+    """Serve the UI for the demo: until Ctrl-C when a person is at the terminal; otherwise
+    (CI, `make demo` without a terminal) only until it answers, so the demo still ends."""
+    import time
+    import urllib.request
+
+    process = subprocess.Popen(  # noqa: S603
+        streamlit_command(port, "127.0.0.1"),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(240):  # up to two minutes for Streamlit to import and listen
+            if process.poll() is not None:
+                raise ConfigError(f"the ops UI stopped at start (exit {process.returncode})")
+            try:
+                with urllib.request.urlopen(url + "_stcore/health", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise ConfigError("the ops UI did not answer within two minutes")
+        console.print(f"the ops UI serves the demo at {url}")
+        if not interactive:
+            console.print("no terminal: the UI answered and is stopped again; `recon ui` serves it")
+            return 0
+        console.print("Ctrl-C stops it")
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

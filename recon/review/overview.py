@@ -449,3 +449,22 @@ def request_run(
             details={"date_from": date_from.isoformat(), "date_to": date_to.isoformat()},
         )
         return RunRequest(tenant_id, date_from, date_to, actor.email, entry.seq)
+
+
+def latest_booking(engine: Engine, acting: Actor | str, tenant_id: str) -> dt.date | None:
+    """The last day the tenant has a booked transaction (where a default period should end)."""
+    with tenant_session(engine, tenant_id) as session:
+        require(session, acting, tenant_id, Permission.READ)
+        last = session.scalar(select(func.max(Transaction.booked_on)))
+    return last if isinstance(last, dt.date) else None
+
+
+def data_version(engine: Engine, acting: Actor | str, tenant_id: str) -> int:
+    """The head of the tenant's audit chain: every run and every decision appends to it, so a
+    cached read keyed by this number is stale exactly when it changes."""
+    from recon.db.models import AuditEntry
+
+    with tenant_session(engine, tenant_id) as session:
+        require(session, acting, tenant_id, Permission.READ)
+        head = session.scalar(select(func.max(AuditEntry.seq)))
+    return int(head or 0)

@@ -79,7 +79,7 @@ def test_audit_log_search_and_verify_chain(app_db: Engine) -> None:
     app = open_app(AUDITOR, "audit_log")
     assert not app.exception, app.exception
     app.text_input(key="audit_search").input("allocation.manual").run()
-    assert app.dataframe[0].value["actor"].tolist() == [FINANCE]
+    assert app.table[0].value["actor"].tolist() == [FINANCE]
     app.button[0].click().run()
     assert any("verifies" in s.value for s in app.success)
 

@@ -39,7 +39,8 @@ if page is None:
 if not page.rows:
     components.empty("No entry matches: clear the search.")
     st.stop()
-st.dataframe(
+# a plain table (text in the page, 50 rows at most): readable by assistive tools and browsers
+st.table(
     pd.DataFrame(
         [
             {
@@ -54,7 +55,5 @@ st.dataframe(
             for r in page.rows
         ]
     ),
-    hide_index=True,
-    key="audit_table",
 )
 components.keyset_pager(PAGER, page.next_after)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import altair as alt
 import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
 from recon.review import overview as service
 from ui import components, state
@@ -16,14 +19,28 @@ period = st.date_input("Period", (start, end), key="overview_period")
 if not isinstance(period, tuple) or len(period) != 2:
     st.info("Pick the first and the last day of the period.")
     st.stop()
-view = components.call(service.overview, state.engine(), state.acting(), tenant, *period)
+
+
+@st.cache_data(ttl=300, max_entries=64, show_spinner="aggregating")
+def _overview(
+    _engine: object, email: str, tenant_id: str, first: dt.date, last: dt.date, version: int
+) -> service.Overview:
+    """Cached per user, tenant, period and data version (the audit head): never across users."""
+    del version  # part of the key only
+    assert isinstance(_engine, Engine)
+    return service.overview(_engine, email, tenant_id, first, last)
+
+
+engine, me = state.engine(), state.acting()
+version = components.call(service.data_version, engine, me, tenant)
+view = None if version is None else components.call(_overview, engine, me, tenant, *period, version)
 if view is None:
     st.stop()
 
 row = st.columns(4)
-row[0].metric("Received", components.amounts(view.received))
-row[1].metric("Allocated automatically", components.amounts(view.allocated_auto))
-row[2].metric("Allocated by people", components.amounts(view.allocated_manual))
+components.metric_amounts(row[0], "Received", view.received)
+components.metric_amounts(row[1], "Allocated automatically", view.allocated_auto)
+components.metric_amounts(row[2], "Allocated by people", view.allocated_manual)
 row[3].metric(
     "Match rate",
     f"{view.match_rate:.1%}",
@@ -31,7 +48,7 @@ row[3].metric(
 )
 row = st.columns(4)
 row[0].metric("Open exceptions", view.open_count)
-row[1].metric("Open exceptions' sum", components.amounts(view.open_sum))
+components.metric_amounts(row[1], "Open exceptions' sum", view.open_sum)
 row[2].metric(
     "Oldest open", "-" if view.oldest_open_days is None else f"{view.oldest_open_days} days"
 )
