@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from apps.cli.context import acting_user, console, runtime
-from recon.errors import ConfigError
+from recon.errors import ConfigError, ReconError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -37,6 +37,14 @@ Tenant = Annotated[str, typer.Option("--tenant", help="The tenant's id.")]
 AsOption = Annotated[
     str | None, typer.Option("--as", help="Act as this user (else RECON_USER); must be an admin.")
 ]
+
+
+class ConnectivityFailedError(ReconError):
+    """At least one provider did not answer a connectivity check (exit 9, as a provider error)."""
+
+    exit_code = 9
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document, for scripts.")]
 
 
@@ -359,9 +367,14 @@ def check_command(tenant: Tenant, as_json: JsonOption = False, as_: AsOption = N
     )
     if as_json:
         _json([dataclasses.asdict(r) for r in results])
-        return
-    for result in results:
-        mark = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {result.name}: {result.detail}", highlight=False)
-    if not results:
-        console.print("no provider is configured for this tenant")
+    else:
+        for result in results:
+            mark = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
+            console.print(f"{mark} {result.name}: {result.detail}", highlight=False)
+        if not results:
+            console.print("no provider is configured for this tenant")
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise ConnectivityFailedError(
+            f"{len(failed)} of {len(results)} connectivity checks failed: {', '.join(failed)}"
+        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ from tests.integration.gocardless_fixtures import (
     gc_server,
     payments_state,
 )
+from tests.integration.whmcs_fixtures import API_SECRET, IDENTIFIER
 from tests.people import make_user
 
 __all__ = ["bad_state", "bank_seed", "clock", "gc_server", "payments_state"]
@@ -58,16 +60,25 @@ class Bank:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def bank(
-    request: pytest.FixtureRequest, gc_server: RunningServer, clock: FakeClock
+    request: pytest.FixtureRequest,
+    gc_server: RunningServer,
+    whmcs_server: RunningServer,
+    clock: FakeClock,
 ) -> Iterator[Bank]:
-    """Tenant acme with GoCardless at the sandbox, an admin, a finance user and an auditor."""
+    """Tenant acme with GoCardless and WHMCS at the sandboxes and Stripe enabled (its key is
+    never set), an admin, a finance user and an auditor."""
     if request.param == "sqlite":
         owner = app = request.getfixturevalue("sqlite_engine")
     else:
         owner = request.getfixturevalue("pg_owner_engine")
         app = request.getfixturevalue("pg_app_engine")
     settings = parse_settings(
-        {"gocardless": {"enabled": True, "base_url": gc_server.url}}, production=False
+        {
+            "gocardless": {"enabled": True, "base_url": gc_server.url},
+            "whmcs": {"base_url": whmcs_server.url},
+            "stripe": {"enabled": True, "api_base": "http://127.0.0.1:9"},
+        },
+        production=False,
     )
     with admin_session(owner) as session:
         add_tenant(session, TENANT, "Acme", settings, actor="test")
@@ -262,6 +273,8 @@ def cli(bank: Bank, monkeypatch: pytest.MonkeyPatch) -> Bank:
     monkeypatch.setenv("RECON_DATABASE_URL", bank.app.url.render_as_string(hide_password=False))
     monkeypatch.setenv("RECON_SECRET_ACME__GOCARDLESS_SECRET_ID", SECRET_ID)
     monkeypatch.setenv("RECON_SECRET_ACME__GOCARDLESS_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("RECON_SECRET_ACME__WHMCS_API_IDENTIFIER", IDENTIFIER)
+    monkeypatch.setenv("RECON_SECRET_ACME__WHMCS_API_SECRET", API_SECRET)
     return bank
 
 
@@ -308,5 +321,12 @@ def test_the_cli_connects_links_and_reports_the_status(
     code, out, _ = _run(capsys, "status", *tenant, "--as", FIN)
     assert code == 0 and "EUR" in out
     code, out, err = _run(capsys, "check", *tenant, "--as", ADMIN)
-    assert (code, out.strip()) == (0, "ok GoCardless: GoCardless issued an access token"), err
-    assert SECRET_KEY not in out + err
+    shown = " ".join(out.split())  # rich wraps long lines
+    assert code == 9 and err.strip().endswith("1 of 3 connectivity checks failed: Stripe")
+    assert re.match(r"ok WHMCS: WHMCS answered with \d+ currencies FAIL Stripe: .*"
+                    r"stripe_secret_key.* ok GoCardless: GoCardless issued an access token$",
+                    shown), shown  # fmt: skip
+    for secret in (SECRET_KEY, SECRET_ID, API_SECRET, IDENTIFIER):
+        assert secret not in out + err
+    code, _, err = _run(capsys, "check", *tenant, "--as", FIN)
+    assert code == 13 and "admins only" in err
