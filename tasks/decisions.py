@@ -409,19 +409,19 @@ NO_LONGER = {
 
 def _judged_open(session: Session, result: MatchResult) -> list[ReconException]:
     """Open exceptions about a payout or WHMCS payment the engine judged this time."""
-    found: list[ReconException] = []
-    for kind, subjects in result.judged.groupby("kind")["subject"]:
-        values = sorted(set(subjects))
-        for start in range(0, len(values), 500):
-            found += session.scalars(
-                select(ReconException).where(
-                    ReconException.status == "open",
-                    ReconException.kind == str(kind),
-                    ReconException.transaction_ref.is_(None),
-                    ReconException.subject_ref.in_(values[start : start + 500]),
-                )
-            )
-    return found
+    j = result.judged
+    judged = set(zip(j["kind"].astype(str), j["subject"].astype(str), strict=True))
+    if not judged:
+        return []
+    # one read of the open rows of these kinds (few), not one per thousand subjects judged
+    rows = session.scalars(
+        select(ReconException).where(
+            ReconException.status == "open",
+            ReconException.kind.in_(sorted({kind for kind, _ in judged})),
+            ReconException.transaction_ref.is_(None),
+        )
+    )
+    return [e for e in rows if (e.kind, e.subject_ref) in judged]
 
 
 def _closing_reasons(
