@@ -330,3 +330,24 @@ def test_the_cli_connects_links_and_reports_the_status(
         assert secret not in out + err
     code, _, err = _run(capsys, "check", *tenant, "--as", FIN)
     assert code == 13 and "admins only" in err
+
+
+def test_an_account_linked_without_its_details_gets_them_on_a_later_link(
+    bank: Bank, client: GoCardlessClient, bank_seed: tuple[list[object], object]
+) -> None:
+    ing = _ing_accounts(bank_seed)
+    with tenant_session(bank.app, TENANT) as session:  # today's details calls are used up
+        for account in ing:
+            session.add(ProviderQuota(tenant_id=TENANT, provider="gocardless", account_ref=account,
+                                      endpoint="details", day=bank.clock.now.date(), calls=4,
+                                      limit=4))  # fmt: skip
+    started = service.start_connection(
+        bank.app, ADMIN, TENANT, client, country="NL", institution_id=ING
+    )
+    _consent(started.link)
+    first = service.link_accounts(bank.app, ADMIN, TENANT, client, started.requisition_id)
+    assert [(a.change, a.currency) for a in first.accounts] == [("added", None)] * len(ing)
+    bank.clock.advance(days=1)
+    later = service.link_accounts(bank.app, ADMIN, TENANT, client, started.requisition_id)
+    assert [(a.change, a.currency) for a in later.accounts] == [("updated", "EUR")] * len(ing)
+    assert [a for _, a, _ in _audit(bank.app)] == [service.STARTED, service.LINKED, service.LINKED]
