@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow
@@ -28,6 +29,30 @@ from recon.tenants import parse_settings
 from tasks.extract import SourceContext, land_source, plan_sources
 
 log = logging.getLogger("recon.flow")
+
+Window = tuple[dt.date, dt.date]
+
+
+@dataclass(frozen=True)
+class BackfillOutcome:
+    """What one backfill did: its periods, those skipped as already done, those run, and the
+    sources it fetched (the others replayed what the store held)."""
+
+    periods: int
+    skipped: int
+    ran: int
+    windows_run: tuple[Window, ...] = ()
+    fetched: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (dates as ISO strings), for `--json` and events."""
+        return {
+            "periods": self.periods,
+            "skipped": self.skipped,
+            "ran": self.ran,
+            "windows_run": [[a.isoformat(), b.isoformat()] for a, b in self.windows_run],
+            "fetched": list(self.fetched),
+        }
 
 
 def periods(date_from: dt.date, date_to: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
@@ -86,13 +111,20 @@ def backfill(
     period_days: int = 7,
     sources: list[str] | None = None,
     refetch: bool = False,
-) -> dict[str, Any]:
+) -> BackfillOutcome:
     """Reconcile [date_from, date_to] period by period, skipping periods already done; each
     source's range is fetched at most once and the periods replay it."""
     cuts = periods(date_from, date_to, period_days)
     todo = [w for w in cuts if refetch or not completed(tenant, w, sources)]
+    fetched: dict[str, bool] = {}
     if todo:
-        land_range(tenant, (todo[0][0], todo[-1][1]), sources, refetch)
+        fetched = land_range(tenant, (todo[0][0], todo[-1][1]), sources, refetch)
     for window in todo:
         reconcile(tenant=tenant, date_from=window[0], date_to=window[1], sources=sources)
-    return {"periods": len(cuts), "skipped": len(cuts) - len(todo), "ran": len(todo)}
+    return BackfillOutcome(
+        periods=len(cuts),
+        skipped=len(cuts) - len(todo),
+        ran=len(todo),
+        windows_run=tuple(todo),
+        fetched=tuple(sorted(name for name, was_fetched in fetched.items() if was_fetched)),
+    )

@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from apps.cli.context import console, runtime
 from apps.cli.run import parse_day, run_flow
 from recon.errors import ConfigError, ReconError
+
+if TYPE_CHECKING:
+    from flows.backfill import BackfillOutcome
 
 DEPLOYMENT = "backfill/backfill"  # flow name / deployment name, as in prefect.yaml
 
@@ -157,16 +160,13 @@ def _locally(
             stop.set()
             poller.join()
             progress.update(bar, completed=done())
-    _print_result(result, len(cuts), len(already))
+    _print_result(result)
 
 
-def _print_result(result: Any, periods: int, skipped: int) -> None:
-    figures = result if isinstance(result, dict) else getattr(result, "__dict__", {})
-    ran = figures.get("ran", periods - skipped)
-    skipped = figures.get("skipped", skipped)
+def _print_result(result: BackfillOutcome) -> None:
     console.print(
-        f"backfill done: {periods} period(s), {ran} run, {skipped} already done and skipped; "
-        "`recon runs list` shows them"
+        f"backfill done: {result.periods} period(s), {result.ran} run, {result.skipped} already "
+        "done and skipped; `recon runs list` shows them"
     )
 
 

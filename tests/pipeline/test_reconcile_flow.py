@@ -145,6 +145,8 @@ def test_backfill_runs_period_by_period_and_resumes_where_it_stopped(pipeline: P
         backfill(tenant=TENANT, date_from=window[0], date_to=window[1])
     pipeline.sandbox.faults["whmcs"].clear()
     resumed = backfill(tenant=TENANT, date_from=window[0], date_to=window[1])
-    assert resumed == {"periods": 3, "skipped": 1, "ran": 2}
+    assert (resumed.periods, resumed.skipped, resumed.ran) == (3, 1, 2)
+    assert resumed.windows_run == tuple(cuts[1:])
     again = backfill(tenant=TENANT, date_from=window[0], date_to=window[1])
-    assert again == {"periods": 3, "skipped": 3, "ran": 0}
+    assert (again.periods, again.skipped, again.ran) == (3, 3, 0)
+    assert again.windows_run == () and again.fetched == ()
