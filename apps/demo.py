@@ -51,14 +51,24 @@ def demo_chain_key(data_dir: Path) -> str:
     """The audit chain key the demo's sandbox Vault serves: made by the sandbox on the first demo
     and kept beside the demo database (`<data dir>/sandbox/audit-chain-key`, mode 0600), so that
     later demos extend, and `recon audit verify` checks, the same keyed chain."""
-    path = data_dir / "sandbox" / "audit-chain-key"
+    return _kept_key(data_dir / "sandbox" / "audit-chain-key")
+
+
+def demo_export_key(data_dir: Path) -> str:
+    """The export signing key the demo's sandbox Vault serves, kept like the chain key
+    (`<data dir>/sandbox/export-signing-key`, mode 0600), so a report exported after the demo
+    verifies with the same key."""
+    return _kept_key(data_dir / "sandbox" / "export-signing-key")
+
+
+def _kept_key(path: Path) -> str:
     try:
         stored = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         stored = ""
     if stored:
         return stored
-    key = SandboxCredentials.generate().audit_chain_key
+    key = SandboxCredentials.generate().audit_chain_key  # 32 random bytes, hex
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -74,9 +84,11 @@ def follow_up_exports(settings: Settings) -> list[str]:
     audit write needs. The key is read from its file by the shell, never printed.
     """
     key_file = settings.data_dir / "sandbox" / "audit-chain-key"
+    export_key_file = settings.data_dir / "sandbox" / "export-signing-key"
     return [
         f"export RECON_DATABASE_URL={shlex.quote(settings.resolved_database_url)}",
         f"export RECON_SECRET_AUDIT_CHAIN_KEY=$(cat {shlex.quote(str(key_file))})",
+        f"export RECON_SECRET_AUDIT_EXPORT_SIGNING_KEY=$(cat {shlex.quote(str(export_key_file))})",
     ]
 
 
@@ -89,7 +101,9 @@ def sandbox_environment(base: Settings, today: dt.date) -> Iterator[DemoEnvironm
     """
     world = world_ending(today, n_invoices=DEMO_INVOICES, days=DEMO_DAYS, seed=DEMO_SEED)
     credentials = replace(
-        SandboxCredentials.generate(), audit_chain_key=demo_chain_key(base.data_dir)
+        SandboxCredentials.generate(),
+        audit_chain_key=demo_chain_key(base.data_dir),
+        audit_export_signing_key=demo_export_key(base.data_dir),
     )
     sandbox = SandboxWorld(world, tenant=DEMO_TENANT, as_of=today, credentials=credentials)
     with run_in_thread(sandbox.build_app()) as server:

@@ -160,6 +160,8 @@ class SandboxCredentials:
     audit_chain_key: str = field(repr=False)
     """The installation's audit chain key, random per sandbox world (the sandbox is test
     infrastructure standing in for the operator's Vault; the application never makes a key)."""
+    audit_export_signing_key: str = field(repr=False, default="")
+    """The key that signs auditor exports, random per sandbox world like the chain key."""
 
     @classmethod
     def generate(cls) -> SandboxCredentials:
@@ -176,6 +178,7 @@ class SandboxCredentials:
             vault_role_id=_uuid(),
             vault_secret_id=_uuid(),
             audit_chain_key=secrets.token_hex(32),
+            audit_export_signing_key=secrets.token_hex(32),
         )
 
 
@@ -863,8 +866,14 @@ class SandboxWorld:
         }
 
     def global_vault_document(self) -> dict[str, str]:
-        """The installation's global secrets the sandbox Vault holds: the audit chain key."""
-        return {secret_specs.AUDIT_CHAIN_KEY.name: self.credentials.audit_chain_key}
+        """The installation's global secrets the sandbox Vault holds: the audit chain key and
+        the export signing key."""
+        document = {secret_specs.AUDIT_CHAIN_KEY.name: self.credentials.audit_chain_key}
+        if self.credentials.audit_export_signing_key:
+            document[secret_specs.AUDIT_EXPORT_SIGNING_KEY.name] = (
+                self.credentials.audit_export_signing_key
+            )
+        return document
 
     def tenant_settings(self, base_url: str) -> dict[str, Any]:
         """`recon.tenants.TenantSettings` fields that point a tenant at this sandbox."""

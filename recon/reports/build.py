@@ -129,7 +129,7 @@ def _header(
 def _allocations(
     engine: Engine, tenant_id: str, period: Period, reversed_by: dict[int, int]
 ) -> Iterator[AllocationLine]:
-    """Every allocation row of the period's payments, in the order written, streamed."""
+    """Every allocation row of the period's payments, by booking day then as written, streamed."""
     with tenant_session(engine, tenant_id) as session:
         read_only(session)
         a = Allocation
@@ -155,7 +155,7 @@ def _allocations(
             )
             .join(Transaction, Allocation.transaction_ref == txn_ref())
             .where(in_period(period), allocation_rows(period))
-            .order_by(Allocation.id)
+            .order_by(Transaction.booked_on, Allocation.id)
             .execution_options(yield_per=YIELD)
         )
         for row in rows:
