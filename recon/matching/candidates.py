@@ -35,13 +35,13 @@ from recon.matching.rules import (
     Features,
 )
 from recon.matching.subsets import exact_subsets
+from recon.matching.variants import variant_candidates
 from recon.matching.vec import csr, dense_rank, expand, first_of_groups, group_max, group_min
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 NO_CONFLICT, CLOSED, OTHER_CURRENCY = 0, 1, 2
-_POW10 = np.array([10**k for k in range(13)], dtype=np.int64)
 # the open invoices of one client considered for a subset sum, oldest first
 _SUBSET_POOL = 64
 # the clients sharing a payer's name whose open invoices are searched for subsets
@@ -208,7 +208,7 @@ def build_candidates(
         placed = np.zeros(book.n_transactions, dtype=bool)
         placed[singles.column("p")] = True
         placed[groups.group_p] = True
-        _variant_candidates(state, residual & ~placed, singles)
+        variant_candidates(state, residual & ~placed, singles)
     return _assemble(state, singles, groups, refs, name_fits)
 
 
@@ -480,79 +480,6 @@ def _pair_set(p: I64, i: I64) -> npt.NDArray[np.uint64]:
 
 def _contains(pairs: npt.NDArray[np.uint64], p: I64, i: I64) -> Bools:
     return np.isin(pair_key(p, i.astype(np.uint64)), pairs, assume_unique=False)
-
-
-def _variant_candidates(state: _Pass, lonely: Bools, singles: _Singles) -> None:
-    """Invoices one typo away from a labelled number, or completing a cut number, with the
-    payment's exact amount: suggestions for payments that have nothing else."""
-    book, prep = state.book, state.prep
-    sel = lonely[prep.refs.row]
-    refs = prep.refs.take(sel)
-    found_p: list[I64] = []
-    found_i: list[I64] = []
-    found_via: list[I64] = []
-    ok = (refs.digits >= 5) & ~refs.cut & (refs.kind >= LABELLED)
-    if ok.any():
-        variants, owner = _typo_variants(refs.value[ok], refs.digits[ok].astype(np.int64))
-        which, slot = book.keys.index.lookup(variants)
-        found_p.append(refs.row[ok][owner[which]])
-        found_i.append(book.keys.invoice[slot])
-        found_via.append(np.full(len(which), VIA_TYPO, dtype=np.int64))
-    ok = refs.cut & (refs.digits >= 3)
-    value, row = refs.value[ok], refs.row[ok]
-    for missing in (1, 2, 3):
-        lo = np.searchsorted(book.keys.value, value * _POW10[missing], side="left")
-        hi = np.searchsorted(book.keys.value, (value + 1) * _POW10[missing], side="left")
-        which, slot = expand(lo, hi - lo)
-        found_p.append(row[which])
-        found_i.append(book.keys.invoice[slot])
-        found_via.append(np.full(len(which), VIA_CUT, dtype=np.int64))
-    if not found_p:
-        return
-    p, i, via = np.concatenate(found_p), np.concatenate(found_i), np.concatenate(found_via)
-    keep = (
-        state.is_open[i]
-        & (book.inv_ccy[i] == book.txn_ccy[p])
-        & (state.balance[i] == book.txn_amount[p])
-        & state.window(p, i, by_reference=True)
-    )
-    p, i, via = p[keep], i[keep], via[keep]
-    order = np.lexsort((via, i, p))
-    order = order[first_of_groups(p[order], i[order])]
-    for kind in (VIA_TYPO, VIA_CUT):
-        mine = order[via[order] == kind]
-        singles.add(p[mine], i[mine], kind)
-
-
-def _typo_variants(value: I64, digits: I64) -> tuple[I64, I64]:
-    """Every number one digit changed or two neighbours swapped away, and whose it is."""
-    width = int(digits.max())
-    pos = np.arange(width)
-    digit = (value[:, None] // _POW10[None, :width]) % 10
-    in_number = pos[None, :] < digits[:, None]
-    leading = pos[None, :] == (digits[:, None] - 1)
-    out: list[I64] = []
-    owners: list[I64] = []
-    for new in range(10):
-        ok = in_number & (digit != new) & ~(leading & (new == 0))
-        r, c = np.nonzero(ok)
-        out.append(value[r] + (new - digit[r, c]) * _POW10[c])
-        owners.append(r)
-    if width >= 2:
-        low, high = digit[:, :-1], digit[:, 1:]
-        ok = (pos[None, :-1] < digits[:, None] - 1) & (low != high)
-        ok &= ~((pos[None, :-1] == digits[:, None] - 2) & (low == 0))
-        r, c = np.nonzero(ok)
-        out.append(
-            np.asarray(
-                value[r]
-                + (high[r, c] - low[r, c]) * _POW10[c]
-                + (low[r, c] - high[r, c]) * _POW10[c + 1],
-                dtype=np.int64,
-            )
-        )
-        owners.append(r)
-    return np.concatenate(out).astype(np.int64), np.concatenate(owners).astype(np.int64)
 
 
 def _assemble(
