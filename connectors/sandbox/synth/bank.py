@@ -13,6 +13,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from connectors.sandbox.synth.frames import (
     _LS,
     I64,
+    Bools,
     Text,
     _cat,
     _choose,
@@ -199,9 +200,7 @@ def _bank_references(
     pay_ccy: npt.NDArray[np.object_],
 ) -> _BankRefs:
     """The payer and reference of each leader's transfer, with the noise banks add."""
-    bank, group, leader, numbers, inv_ids = (
-        leads.bank, leads.group, leads.leader, leads.numbers, leads.inv_ids
-    )  # fmt: skip
+    leader, numbers, inv_ids = leads.leader, leads.numbers, leads.inv_ids
     lead_inv = leads.lead_inv
     client = leads.client
     n_lead = len(leader)
@@ -233,28 +232,7 @@ def _bank_references(
     parts.append((s_rows, _by_template(rng, s_rows, _SINGLE_STYLES, values)))
     listed = rows_all[lead_kind == _LISTED]
     if len(listed):
-        # the other invoices of the group, quoted the same way as the first
-        others: list[Text] = []
-        for k, member in enumerate(_other_members(group, leader[listed])):
-            exists = member >= 0
-            m_inv = bank[np.maximum(member, 0)]
-            use_num = quote_num[listed] & (numbers[m_inv] > 0)
-            number = _num(np.where(use_num, numbers[m_inv], inv_ids[m_inv]))
-            written = pc.if_else(
-                pa.array(use_num), _text(inv["invoice_num"].to_numpy()[m_inv]), number
-            )
-            joiner = ", " if k else ""
-            others.append(pc.if_else(pa.array(exists), _cat(joiner, number), ""))
-            others.append(pc.if_else(pa.array(exists), _cat(joiner, written), ""))
-        multi_values = {
-            "N1": values["N"].take(pa.array(listed)),
-            "N2": _cat(others[0], others[2]),
-            "NUM1": values["NUM"].take(pa.array(listed)),
-            "NUM2": _cat(others[1], others[3]),
-        }
-        parts.append(
-            (listed, _by_template(rng, np.arange(len(listed)), _MULTI_STYLES, multi_values))
-        )
+        parts.append((listed, _listed_references(rng, inv, leads, listed, quote_num, values)))
     unlisted = rows_all[lead_kind == _UNLISTED]
     if len(unlisted):
         parts.append(
@@ -262,6 +240,38 @@ def _bank_references(
         )
     reference = _scatter(n_lead, parts)
     return _bank_noise(cfg, rng, reference, payer, single, typo, lead_kind, values)
+
+
+def _listed_references(
+    rng: np.random.Generator,
+    inv: pd.DataFrame,
+    leads: _BankLeads,
+    listed: I64,
+    quote_num: Bools,
+    values: dict[str, Text],
+) -> Text:
+    """References of the payments that list several invoices: the leader's number, then the
+    other invoices of the group, quoted the same way as the first."""
+    bank, group, leader, numbers, inv_ids = (
+        leads.bank, leads.group, leads.leader, leads.numbers, leads.inv_ids
+    )  # fmt: skip
+    others: list[Text] = []
+    for k, member in enumerate(_other_members(group, leader[listed])):
+        exists = member >= 0
+        m_inv = bank[np.maximum(member, 0)]
+        use_num = quote_num[listed] & (numbers[m_inv] > 0)
+        number = _num(np.where(use_num, numbers[m_inv], inv_ids[m_inv]))
+        written = pc.if_else(pa.array(use_num), _text(inv["invoice_num"].to_numpy()[m_inv]), number)
+        joiner = ", " if k else ""
+        others.append(pc.if_else(pa.array(exists), _cat(joiner, number), ""))
+        others.append(pc.if_else(pa.array(exists), _cat(joiner, written), ""))
+    multi_values = {
+        "N1": values["N"].take(pa.array(listed)),
+        "N2": _cat(others[0], others[2]),
+        "NUM1": values["NUM"].take(pa.array(listed)),
+        "NUM2": _cat(others[1], others[3]),
+    }
+    return _by_template(rng, np.arange(len(listed)), _MULTI_STYLES, multi_values)
 
 
 def _bank_noise(
