@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from recon.errors import ReconError, RuleViolationError
+from ui.components import plain
 
 FLASH_KEY = "ui_flash"
 
@@ -26,7 +27,8 @@ def show_flash() -> None:
     kept = st.session_state.pop(FLASH_KEY, None)
     if kept:
         level, message = kept
-        getattr(st, level if level in {"success", "error", "warning", "info"} else "info")(message)
+        shown = getattr(st, level if level in {"success", "error", "warning", "info"} else "info")
+        shown(plain(message))
 
 
 def _do(done: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

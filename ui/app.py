@@ -13,6 +13,7 @@ from recon.errors import ReconError
 from recon.review.access import ROLE_PERMISSIONS, Permission
 from recon.settings import load_settings
 from ui import auth, state
+from ui.components import plain
 
 HERE = Path(__file__).parent
 
@@ -45,7 +46,7 @@ def _pages(permissions: frozenset[Permission]) -> dict[str, list[st.Page]]:
 
 def _sidebar(user: auth.SignedIn) -> None:
     with st.sidebar:
-        st.caption(f"Signed in as {user.actor.email} ({user.actor.role.value})")
+        st.caption(plain(f"Signed in as {user.actor.email} ({user.actor.role.value})"))
         if not user.tenants:
             st.warning("You have no tenant yet: ask an admin to grant you one.")
         else:
@@ -72,7 +73,7 @@ def main() -> None:
     try:
         engine = state.engine()
     except ReconError as exc:  # schema not at head, a bad database URL: one sentence
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     user = auth.current_user(engine, settings)
     if user is None:

@@ -16,6 +16,7 @@ from recon.errors import ReconError
 from recon.review.access import Actor, load_actor
 from recon.settings import Settings, load_settings
 from ui import state
+from ui.components import plain
 
 AUTH_SECTION = "auth"
 
@@ -79,7 +80,7 @@ def current_user(engine: Engine, settings: Settings | None = None) -> SignedIn |
         tenants = tuple(granted_tenants(engine, actor))
     except ReconError as exc:  # disabled or removed since signing in
         sign_out()
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
     return SignedIn(actor, tenants)
 
@@ -101,7 +102,7 @@ def login_screen(engine: Engine, settings: Settings | None = None) -> None:
         try:
             actor = authenticate(engine, email, password, settings=current)
         except ReconError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         st.session_state[state.USER_KEY] = actor.email
         st.rerun()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -11,6 +12,13 @@ from recon.errors import ReconError
 from recon.money import format_amount
 
 T = TypeVar("T")
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>#!|~$])")
+
+
+def plain(text: object) -> str:
+    """Text that may hold data (a provider's payer or reference, an error naming it) made inert
+    for the Markdown that st.error, st.caption and headers render: no link, image or markup."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def money(minor: int | None, currency: str | None) -> str:
@@ -35,7 +43,7 @@ def call(action: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     try:
         return action(*args, **kwargs)
     except ReconError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
 
 
@@ -69,11 +77,13 @@ def reset_pager(key: str) -> None:
 
 
 def metric_amounts(column: Any, label: str, items: Iterable[Any]) -> None:
-    """A metric of sums per currency: the first currency as the figure, all of them in its help
-    (a long list of currencies does not fit a metric)."""
+    """A metric of sums per currency: the first currency's figure, its currency in the label,
+    every currency in the help (a list of currencies does not fit a metric)."""
     listed = list(items)
     if not listed:
         column.metric(label, "0")
         return
-    more = f" (+{len(listed) - 1} more)" if len(listed) > 1 else ""
-    column.metric(label, money(listed[0].minor, listed[0].currency) + more, help=amounts(listed))
+    first = listed[0]
+    more = f" +{len(listed) - 1}" if len(listed) > 1 else ""
+    figure = money(first.minor, first.currency).removesuffix(f" {first.currency}")
+    column.metric(f"{label} ({first.currency}{more})", figure, help=amounts(listed))

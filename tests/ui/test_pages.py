@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 
 from recon.db.models import AuditEntry
 from recon.db.tenancy import tenant_session
-from tests.ui.apptest import open_app, texts
+from tests.ui.apptest import open_app, texts, unescaped
 from tests.ui.seed import ADMIN, AUDITOR, FINANCE
 
 
@@ -27,12 +27,12 @@ def test_overview_shows_the_figures_and_three_charts(app_db: Engine) -> None:
     ).run()
     shown = texts(app)
     for figure in (
-        "Received: 245.00 EUR",
-        "Allocated automatically: 150.00 EUR",
-        "Allocated by people: 30.00 EUR",
+        "Received (EUR): 245.00",
+        "Allocated automatically (EUR): 150.00",
+        "Allocated by people (EUR): 30.00",
         "Match rate: 75.0%",
         "Open exceptions: 2",
-        "Open exceptions' sum: 50.00 EUR",
+        "Open exceptions' sum (EUR): 50.00",
         "Oldest open: 40 days",
         "Last run: completed",
     ):
@@ -101,7 +101,7 @@ def test_finance_resolves_an_exception_and_the_audit_log_names_them(app_db: Engi
     app.text_input(key="resolve_note").input("paid twice, refunded by the bank")
     app.button(key="FormSubmitter:resolve-Resolve").click().run()
     assert not app.exception, app.exception
-    assert any("resolved (duplicate)" in s.value for s in app.success)
+    assert any("resolved (duplicate)" in unescaped(s.value) for s in app.success)
     assert len(app.dataframe[0].value) == before - 1
     assert (FINANCE, "exception.resolved") in _audit_actions(app_db)
 

@@ -53,3 +53,11 @@ def test_production_writes_auth_from_vault_privately_and_removes_it(
             "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
         }
     assert not secrets_file.exists()
+
+
+def test_provider_text_is_made_inert_for_markdown() -> None:
+    from ui.components import plain
+
+    shown = plain("Pay [here](https://evil.example) ![x](https://evil.example/i.png) <b>")
+    assert "](" not in shown.replace("\\](", "").replace("\\(", "")
+    assert shown.count("\\[") == 2 and "\\<b\\>" in shown

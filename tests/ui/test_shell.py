@@ -39,7 +39,7 @@ def test_the_login_form_signs_in_and_refuses_a_wrong_password(app_db: Engine) ->
     app.text_input[1].input(PASSWORD)
     app.button[0].click().run()
     assert not app.exception, app.exception
-    assert "Received" in texts(app)
+    assert "Received (EUR): 245.00" in texts(app)
     assert f"Signed in as {FINANCE} (finance)" in texts(app)
 
 

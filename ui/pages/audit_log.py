@@ -17,7 +17,7 @@ tenant = state.tenant()
 if st.button("Verify chain", type="primary"):
     verdict = components.call(explore.verify_audit_chain, state.engine(), state.acting(), tenant)
     if verdict is not None:
-        (st.success if verdict.ok else st.error)(verdict.message)
+        (st.success if verdict.ok else st.error)(components.plain(verdict.message))
         st.caption(f"head hash {verdict.head_hash}")
 search = st.text_input(
     "Search actor, action or entity",

@@ -73,7 +73,7 @@ try:
         search=search.strip() or None,
     )
 except ReconError as problem:  # a bound that is not an amount: say so, show the queue unfiltered
-    st.error(str(problem))
+    st.error(components.plain(problem))
     filters = QueueFilter()
 
 cursors: list[str | None] = st.session_state.setdefault(PAGER, [None])
@@ -146,10 +146,12 @@ exc = item.exception
 seen_versions: dict[int, int] = st.session_state.setdefault("exc_seen_versions", {})
 seen: int = seen_versions.get(exc.id, exc.version)
 seen_versions[exc.id] = exc.version
-st.header(f"Exception {exc.id}: {exc.kind}")
+st.header(components.plain(f"Exception {exc.id}: {exc.kind}"))
 st.caption(
-    f"status {exc.status} · version {exc.version} · {components.money(exc.amount_minor, exc.currency)} · "
-    f"age {exc.age_days} days · assignee {exc.assignee or 'nobody'} · last change by {exc.updated_by or 'the engine'}"
+    components.plain(
+        f"status {exc.status} · version {exc.version} · {components.money(exc.amount_minor, exc.currency)} · "
+        f"age {exc.age_days} days · assignee {exc.assignee or 'nobody'} · last change by {exc.updated_by or 'the engine'}"
+    )
 )
 st.text(exc.detail)
 if exc.resolution_kind:

@@ -58,7 +58,7 @@ components.keyset_pager(PAGER, page.next_after)
 chosen = event.selection.rows if event is not None else []
 if chosen:
     invoice = page.rows[chosen[0]]
-    st.subheader(f"Payments allocated to invoice {invoice.invoice_id}")
+    st.subheader(components.plain(f"Payments allocated to invoice {invoice.invoice_id}"))
     if not invoice.allocations:
         components.empty("No payment is allocated to this invoice yet.")
     else:

@@ -35,7 +35,7 @@ if state.can("work"):
                     started = rerun.start(tenant, *window)
                 except ReconError as exc:
                     progress.update(label="the run did not complete", state="error")
-                    st.error(str(exc))
+                    st.error(components.plain(exc))
                 else:
                     progress.update(
                         label=f"{started.how} run {started.flow_run}: {started.state}",
@@ -82,7 +82,7 @@ if chosen:
     run = runs[chosen[0]]
     st.subheader(f"Run {run.id}")
     if run.error:
-        st.error(run.error)
+        st.error(components.plain(run.error))
     st.code(json.dumps(run.counts, indent=2, sort_keys=True, default=str), language="json")
     if run.validation_failures:
         st.write("Failed validations")

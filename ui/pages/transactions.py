@@ -65,7 +65,7 @@ components.keyset_pager(PAGER, page.next_after)
 chosen = event.selection.rows if event is not None else []
 if chosen:
     row = page.rows[chosen[0]]
-    st.subheader(f"Allocations of {row.ref}")
+    st.subheader(components.plain(f"Allocations of {row.ref}"))
     if not row.allocations:
         components.empty("No allocation names this payment: see the Exceptions page to place it.")
     else:
