@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recon.errors import ConfigError
-from recon.reports.canonical import SigningKey, resolve_signing_key, sections
+from recon.reports.canonical import SigningKey, resolve_signing_key
 from recon.reports.manifest import RENDERINGS, Manifest
 from recon.reports.model import Report
+from recon.reports.sections import sections
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,8 @@ def test_an_xlsx_verifies_untouched_and_fails_after_an_edit(
 def test_an_xlsx_section_past_the_sheet_limit_continues_on_more_sheets(
     engine: Engine, tmp_path: Path
 ) -> None:
-    from recon.reports.canonical import resolve_signing_key, sections
+    from recon.reports.canonical import resolve_signing_key
+    from recon.reports.sections import sections
     from recon.reports.xlsx import write_xlsx
 
     report = build_report(engine, "aud@acme.test", TENANT, FROM, TO)

@@ -13,11 +13,11 @@ from recon.reports.canonical import PREAMBLE, ContentDigest, SigningKey, end_lin
 from recon.reports.cells import CellError, parse_number, parse_text, render_text
 from recon.reports.csv_zip import parse_row, render_row
 from recon.reports.manifest import Manifest, ManifestError, SectionEntry
-from recon.reports.model import Column, Kind, fixed, stamp, text
+from recon.reports.model import Column, Kind, Row, fixed, stamp, text
 
 COLUMNS = (Column("payer"), Column("amount", Kind.AMOUNT, "currency"), Column("currency"),
            Column("n", Kind.INT), Column("on", Kind.DATE))  # fmt: skip
-ROWS = [("Alice", 1250, "EUR", 3, "2026-10-01"), ("'=X()", -5, "JPY", None, None)]
+ROWS: list[Row] = [("Alice", 1250, "EUR", 3, "2026-10-01"), ("'=X()", -5, "JPY", None, None)]
 
 
 def test_the_digest_is_sha256_of_the_canonical_lines_computed_as_rows_stream() -> None:
@@ -32,9 +32,9 @@ def test_the_digest_is_sha256_of_the_canonical_lines_computed_as_rows_stream() -
 
 
 def test_any_changed_cell_or_title_changes_the_digest() -> None:
-    def of(rows: list[tuple[object, ...]], title: str = "S") -> str:
+    def of(rows: list[Row], title: str = "S") -> str:
         digest = ContentDigest()
-        list(digest.section(fixed("s", title, COLUMNS, rows)))  # type: ignore[arg-type]
+        list(digest.section(fixed("s", title, COLUMNS, rows)))
         return digest.digest
 
     base = of(ROWS)
