@@ -26,7 +26,7 @@ from recon.locks import tenant_lock
 from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
-from tasks.extract import SourceContext, land_source, plan_sources
+from tasks.extract import SourceContext, land_source, linked_bank_accounts, plan_sources
 
 log = logging.getLogger("recon.flow")
 
@@ -94,8 +94,9 @@ def land_range(
         settings = parse_settings(active_tenant(session, tenant).settings)
     ctx = SourceContext(engine, tenant, settings, runtime.secrets)
     fetched: dict[str, bool] = {}
+    linked = linked_bank_accounts(engine, tenant)
     with tenant_lock(engine, tenant):
-        for source in plan_sources(settings, set(sources) if sources else None):
+        for source in plan_sources(settings, set(sources) if sources else None, linked):
             served = land_source(ctx, source, window, refetch=refetch)
             fetched[f"{source.kind}:{source.account_ref}"] = not served.replayed
     log.info("backfill of %s %s..%s: %s", tenant, window[0], window[1], fetched)

@@ -22,7 +22,7 @@ from recon.locks import tenant_lock
 from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
-from tasks.extract import SourceContext, SourceResult, plan_sources
+from tasks.extract import SourceContext, SourceResult, linked_bank_accounts, plan_sources
 from tasks.prefect_tasks import apply_task, extract_task, reconcile_task
 from tasks.reconcile import matching_config
 from tasks.runs import finish_run, mark_crashed_runs, start_run
@@ -64,7 +64,8 @@ def reconcile(
     with admin_session(engine) as session:
         settings = parse_settings(active_tenant(session, tenant).settings)
     ctx = SourceContext(engine, tenant, settings, runtime.secrets)
-    plan = plan_sources(settings, set(sources) if sources else None)
+    linked = linked_bank_accounts(engine, tenant)
+    plan = plan_sources(settings, set(sources) if sources else None, linked)
     window = (date_from, date_to)
     with tenant_lock(engine, tenant):
         if crashed := mark_crashed_runs(engine, tenant):

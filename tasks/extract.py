@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from connectors.gocardless import GoCardlessClient, IdPolicy
 from connectors.gocardless_payments import GoCardlessPaymentsClient
@@ -25,6 +25,7 @@ from connectors.quota import QuotaGuard
 from connectors.stripe import StripeClient
 from connectors.whmcs import whmcs_client_for
 from connectors.whmcs_mysql import WhmcsDatabase
+from recon.db.models import SourceAccount
 from recon.db.tenancy import tenant_session
 from recon.errors import ConfigError
 from recon.secrets import (
@@ -89,8 +90,25 @@ class SourceResult:
         return sum(r.quarantined for r in self.loads)
 
 
-def plan_sources(settings: TenantSettings, only: set[str] | None = None) -> list[Source]:
-    """The sources a tenant's settings enable, optionally only some kinds."""
+def linked_bank_accounts(engine: Engine, tenant_id: str) -> list[str]:
+    """The tenant's active GoCardless bank accounts linked through `recon bank link` (stored as
+    source accounts), in the order they were first linked."""
+    with tenant_session(engine, tenant_id) as session:
+        return list(
+            session.scalars(
+                select(SourceAccount.external_id)
+                .where(SourceAccount.provider == "gocardless", SourceAccount.status == "active")
+                .order_by(SourceAccount.id)
+            )
+        )
+
+
+def plan_sources(
+    settings: TenantSettings, only: set[str] | None = None, linked: Sequence[str] = ()
+) -> list[Source]:
+    """The sources a tenant's settings enable, optionally only some kinds. Bank accounts are
+    those of `gocardless.account_ids` then the `linked` ones (`linked_bank_accounts`), each
+    once."""
     unknown = (only or set()) - set(SOURCE_NAMES)
     if unknown:
         raise ConfigError(
@@ -103,7 +121,7 @@ def plan_sources(settings: TenantSettings, only: set[str] | None = None) -> list
     if "bank" in wanted and settings.gocardless.enabled:
         sources += [
             Source("bank", "gocardless", account, "transactions")
-            for account in settings.gocardless.account_ids
+            for account in dict.fromkeys([*settings.gocardless.account_ids, *linked])
         ]
     if "stripe" in wanted and settings.stripe.enabled:
         sources.append(

@@ -9,27 +9,17 @@ engine (`tasks.reconcile.build_frames`).
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recon.canonical import transaction_ref
 from recon.db.models import Transaction
+from recon.review.ledger import whmcs_ids
 
 
 def transid_aliases(session: Session) -> dict[str, tuple[str, ...]]:
     """Transaction ref -> the ids WHMCS may record as a payment's `transid` for it: a Stripe
-    balance transaction's charge and that charge's payment intent."""
-    statement = select(
-        Transaction.source,
-        Transaction.account_ref,
-        Transaction.source_id,
-        Transaction.charge_id,
-        Transaction.payment_intent,
-    ).where(Transaction.charge_id.is_not(None))
-    return {
-        transaction_ref(source, account, source_id): tuple(i for i in (charge, intent) if i)
-        for source, account, source_id, charge, intent in session.execute(statement)
-    }
+    balance transaction's charge and that charge's payment intent (`recon.review.ledger.whmcs_ids`
+    over every row, so the engine and people's services read the same aliases)."""
+    return whmcs_ids(session)
 
 
 DISPUTE_REVERSAL_REFERENCE = "Stripe dispute reversal"

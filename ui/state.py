@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from connectors.runtime import Runtime
 
 USER_KEY = "ui_user_email"
 TENANT_KEY = "ui_tenant"
@@ -23,13 +27,18 @@ def _runtime() -> object:
     return Runtime()
 
 
-def engine() -> Engine:
-    """The application engine, after the schema gate (at head; on PostgreSQL the app role)."""
+def runtime() -> Runtime:
+    """The process's settings, engines and secrets resolver (one per server process)."""
     from connectors.runtime import Runtime
 
-    runtime = _runtime()
-    assert isinstance(runtime, Runtime)
-    return runtime.checked_engine()
+    found = _runtime()
+    assert isinstance(found, Runtime)
+    return found
+
+
+def engine() -> Engine:
+    """The application engine, after the schema gate (at head; on PostgreSQL the app role)."""
+    return runtime().checked_engine()
 
 
 def signed_in_email() -> str | None:

@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from apps.cli.bank import TenantBank, probes
+from connectors.bank_access import TenantBank, probes
 from recon.review import connections as service
 from recon.review.connection_views import ConnectionStarted, InstitutionView
+from recon.secrets import SecretResolver
 from ui import actions, components, state
 
 BANKS_KEY = "conn_banks"
@@ -25,12 +26,8 @@ LINKED_KEY = "conn_linked"
 CONSENT_ICON = {"ok": "✅", "expiring": "⚠️", "expired": "❌", "unknown": "❔"}
 
 
-def _secrets() -> Any:
-    from connectors.runtime import Runtime
-
-    runtime = state._runtime()
-    assert isinstance(runtime, Runtime)
-    return runtime.secrets
+def _secrets() -> SecretResolver:
+    return state.runtime().secrets
 
 
 def _when(value: dt.datetime | None) -> str:
