@@ -190,6 +190,32 @@ def _click(driver: WebDriver, label: str, *, prefix: bool = False) -> None:
     button.click()
 
 
+def _wait_charts(driver: WebDriver, count: int) -> None:
+    """Wait until `count` Altair charts have drawn (for the screenshot, not as a check)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT, poll_frequency=0.5).until(
+        lambda d: (
+            len(d.find_elements("css selector", ".vega-embed canvas, .vega-embed svg")) >= count
+        ),
+        message="the charts never drew",
+    )
+
+
+def _expand(driver: WebDriver, title: str, field: str) -> None:
+    """Open the expander `title` until its input `field` can be typed into."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def opened(d: WebDriver) -> bool:
+        inputs = d.find_elements("css selector", f'input[aria-label="{field}"]')
+        if inputs and inputs[0].is_displayed():
+            return True
+        d.find_element("xpath", f'//summary[contains(., "{title}")]').click()
+        return False
+
+    WebDriverWait(driver, WAIT, poll_frequency=1.0).until(opened, message=f"{title} never opened")
+
+
 def _open(driver: WebDriver, page: str, title: str) -> None:
     link = driver.find_element("css selector", f'[data-testid="stSidebarNav"] a[href$="/{page}"]')
     link.click()
@@ -232,12 +258,13 @@ def test_finance_matches_by_hand_in_a_browser(served: Served, browser: WebDriver
     _click(driver, "Sign in")
     _wait_text(driver, "Allocated automatically")
     _wait_text(driver, "Money received per source")
+    _wait_charts(driver, 3)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / "overview.png"))
 
     _open(driver, "exceptions", "Filters and sort")
     # the queue narrowed to payments nobody could place, so the detail has a payment to match
-    driver.find_element("xpath", '//summary[contains(., "Filters and sort")]').click()
+    _expand(driver, "Filters and sort", "Kind")
     _type(driver, "Kind", "unmatched_payment\n")
     _wait_text(driver, "Exception ")
     header = driver.find_element("xpath", '//h2[starts-with(normalize-space(.), "Exception ")]')
