@@ -62,6 +62,7 @@ def export(
     chain_key = resolve_chain_key(runtime().secrets)
     report = build_report(runtime().checked_engine(), who, tenant, first, last, chain_key=chain_key)
     written = write_report(report, fmt, out, key)
+    differences = report.differences()
     if as_json:
         console.print_json(
             json.dumps(
@@ -72,6 +73,7 @@ def export(
                     "signature": written.signature,
                     "key_id": written.key_id,
                     "rows": written.rows,
+                    "tie_out_differences": differences,
                 }
             )
         )
@@ -82,6 +84,10 @@ def export(
         f"signed with key {written.key_id}",
         highlight=False,
     )
+    unbalanced = {name: count for name, count in differences.items() if count}
+    if unbalanced:
+        listed = ", ".join(f"{count} in {name}" for name, count in unbalanced.items())
+        console.print(f"tie-out rows with a difference (shown in the report): {listed}")
 
 
 @app.command()

@@ -350,3 +350,15 @@ class Report:
     quarantined: tuple[QuarantinedLine, ...]
     failed_validations: tuple[FailedValidation, ...]
     audit: AuditVerdict
+
+    def differences(self) -> dict[str, int]:
+        """How many rows of each tie-out do not balance (a payout without a bank credit counts)."""
+        return {
+            "bank": sum(1 for b in self.bank if b.difference),
+            "payouts": sum(
+                1 for p in self.payouts if p.lines_difference or p.bank_difference is None
+                or p.bank_difference
+            ),
+            "recorded": sum(1 for r in self.recorded if r.difference or r.unbacked_count),
+            "balances": sum(1 for b in self.balances if b.difference),
+        }  # fmt: skip

@@ -196,6 +196,7 @@ def test_recon_export_and_verify_from_the_command_line(
                  "--format", "pdf", "--out", str(out), "--as", "aud@acme.test", "--json"])  # fmt: skip
     printed = json.loads(capsys.readouterr().out)
     assert code == 0 and printed["rows"]["allocations"] == 6
+    assert printed["tie_out_differences"]["recorded"] == 1
     assert main(["export", "verify", str(out)]) == 0
     assert "verified" in capsys.readouterr().out
     out.write_bytes(_patch_streams(out.read_bytes(), b"(Page 1)", b"(Page 9)"))
