@@ -132,6 +132,19 @@ if can_work:
             st.rerun()
 
 selected = event.selection.rows if event is not None else []
+if can_work and selected and st.button(f"Accept the suggestions of the {len(selected)} selected"):
+    suggestions: list[int] = []
+    for index in selected:
+        picked = components.call(
+            detail_service.exception_detail, engine, me, tenant, page.items[index].id
+        )
+        if picked is not None:
+            suggestions += [c.allocation_id for c in picked.candidates if c.decision == "review"]
+    if suggestions:
+        actions.accept(engine, me, tenant, ids=suggestions)
+    else:
+        actions.flash("info", "the selected exceptions have no suggestion to accept")
+    st.rerun()
 if selected:
     chosen = page.items[selected[0]].id
 else:
