@@ -69,6 +69,7 @@ def summary(session: Session, period: Period) -> tuple[SummaryLine, ...]:
         Transaction.amount_minor > 0,
         Transaction.kind.in_(CUSTOMER_KINDS),
         ~payout_credit_refs(),
+        ~not_customer_refs(),  # a person said it is not a customer's money
     )
     rows = session.execute(
         select(
