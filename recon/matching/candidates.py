@@ -360,9 +360,17 @@ def _number_checks(book: Book, prep: Prepared, p: I64, i: I64) -> tuple[Bools, B
     # a number ending the reference may be cut at any length; with the payer and the exact
     # amount (name candidates), two digits that start the invoice's number are enough, or one
     # after the tenant's own prefix and year (`2026.3`; not after a mere word: `INV-2` is a year)
+    # A number that may be the start of a year (`Facture no 20`, `RE 202`) is not taken for the
+    # start of an invoice number, unless the tenant's own format already read the year.
+    year = (
+        book.txn_booked[p[which]].astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
+        + 1970
+    )
+    year_like = is_cut_prefix(value, year) | is_cut_prefix(value, year - 1)
     cut = (
         (prep.refs.cut[slot] | prep.refs.ends[slot])
         & ((digits >= 2) | (prep.refs.kind[slot] == FORMATTED))
+        & ((prep.refs.kind[slot] == FORMATTED) | ~year_like)
         & (is_cut_prefix(value, id_key) | ((num_key > 0) & is_cut_prefix(value, num_key)))
     )
     n = len(p)
