@@ -52,6 +52,7 @@ def texts(app: AppTest) -> str:
         app.error,
         app.success,
         app.warning,
+        app.text,
     ):
         parts.extend(unescaped(element.value) for element in group)
     parts.extend(f"{m.label}: {m.value}" for m in app.metric)

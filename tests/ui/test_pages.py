@@ -3,6 +3,7 @@ the tables and the audit log."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select
 
 from recon.db.models import AuditEntry
@@ -165,3 +166,17 @@ def test_a_forged_widget_is_still_refused_by_the_service(app_db: Engine) -> None
     assert any("is an auditor and may not change" in e.value for e in app.error)
     assert len(_audit_actions(app_db)) == entries
     assert len(_open_exception_ids(app_db)) == 2
+
+
+def test_reports_page_builds_a_signed_report_to_download(
+    app_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECON_SECRET_AUDIT_EXPORT_SIGNING_KEY", "ui-test-export-key-" + "x" * 32)
+    app = open_app(AUDITOR, "reports")
+    assert not app.exception, app.exception
+    app.radio(key="report_format").set_value("csv")
+    app.button(key="FormSubmitter:report-Build report").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert "SHA-256 digest of the content" in texts(app)
+    assert len(app.get("download_button")) == 1
