@@ -94,3 +94,15 @@ def test_a_user_without_a_grant_sees_nothing_of_the_tenant(seeded: Engine) -> No
     for call in calls:
         with pytest.raises(PermissionDeniedError, match="no access to tenant 'acme'"):
             call()
+
+
+def test_a_rerun_request_needs_work_and_is_audited(seeded: Engine) -> None:
+    with pytest.raises(PermissionDeniedError, match="is an auditor and may not change"):
+        overview.request_run(seeded, AUDITOR, "acme", DAY, END)
+    request = overview.request_run(seeded, FINANCE, "acme", DAY, END)
+    page = explore.audit_page(seeded, AUDITOR, "acme", action="run.requested")
+    assert [(r.seq, r.actor, r.details) for r in page.rows] == [
+        (request.audit_seq, FINANCE, {"date_from": str(DAY), "date_to": str(END)})
+    ]
+    assert overview.data_version(seeded, AUDITOR, "acme") == request.audit_seq
+    assert overview.latest_booking(seeded, AUDITOR, "acme") == DAY.replace(day=2)
