@@ -31,7 +31,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -45,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.sandbox.common import cell_text, label
 from connectors.sandbox.faults import FaultPlan
 from recon.money import normalise_currency, to_decimal
 
@@ -247,17 +247,17 @@ def _seed(payments: pd.DataFrame, payouts: pd.DataFrame, creditor: str) -> dict[
     mandates: dict[str, JSON] = {}
     payment_items: list[JSON] = []
     for row in payments.to_dict("records"):
-        payment_id = _text(row["payment_id"])
-        currency = normalise_currency(_text(row["currency"]))
-        status = _text(row["status"])
+        payment_id = cell_text(row["payment_id"])
+        currency = normalise_currency(cell_text(row["currency"]))
+        status = cell_text(row["status"])
         if status not in PAYMENT_STATUSES:
             raise ValueError(f"payment {payment_id} has unknown status {status!r}")
         created = _stamp(row["created_at"])
-        name = _text(row["customer_name"]) or "Unknown Customer"
+        name = cell_text(row["customer_name"]) or "Unknown Customer"
         customer = customers.setdefault(name, _customer(name, created))
         mandate = mandates.setdefault(name, _mandate(customer, creditor, currency, created))
         links: JSON = {"mandate": mandate["id"], "creditor": creditor}
-        payout_id = _text(row["payout_id"])
+        payout_id = cell_text(row["payout_id"])
         if payout_id:
             if status != "paid_out":
                 raise ValueError(f"payment {payment_id} is in payout {payout_id} but {status}")
@@ -270,8 +270,8 @@ def _seed(payments: pd.DataFrame, payouts: pd.DataFrame, creditor: str) -> dict[
                 "amount": _minor(row["amount_minor"], f"payment {payment_id} amount_minor"),
                 "amount_refunded": 0,
                 "currency": currency,
-                "description": _text(row["description"]) or None,
-                "reference": _text(row["reference"]) or None,
+                "description": cell_text(row["description"]) or None,
+                "reference": cell_text(row["reference"]) or None,
                 "status": status,
                 "scheme": _SCHEMES.get(currency, "faster_payments"),
                 "retry_if_possible": False,
@@ -305,18 +305,18 @@ def _seed(payments: pd.DataFrame, payouts: pd.DataFrame, creditor: str) -> dict[
 
 
 def _payout(row: Mapping[Any, Any], creditor: str) -> JSON:
-    payout_id = _text(row["payout_id"])
-    status = _text(row["status"])
+    payout_id = cell_text(row["payout_id"])
+    status = cell_text(row["status"])
     if status not in PAYOUT_STATUSES:
         raise ValueError(f"payout {payout_id} has unknown status {status!r}")
     arrival = _day(row["arrival_date"])
     created_value = row.get("created_at")
     created = (
         _stamp(created_value)
-        if _text(created_value)
+        if cell_text(created_value)
         else _stamp(datetime.combine(date.fromisoformat(arrival) - timedelta(days=1), time(9), UTC))
     )
-    currency = normalise_currency(_text(row["currency"]))
+    currency = normalise_currency(cell_text(row["currency"]))
     return {
         "id": payout_id,
         "amount": _minor(row["amount_minor"], f"payout {payout_id} amount_minor"),
@@ -510,14 +510,6 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
         raise ValueError(f"the {name} frame lacks columns {', '.join(missing)}")
 
 
-def _text(value: Any) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return str(value).strip()
-
-
 def _minor(value: Any, what: str) -> int:
     if isinstance(value, bool | float) or not hasattr(value, "__index__"):
         raise ValueError(f"{what} must be an integer of minor units, not {value!r}")
@@ -535,7 +527,7 @@ def _day(value: Any) -> str:
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    return date.fromisoformat(_text(value)[:10]).isoformat()
+    return date.fromisoformat(cell_text(value)[:10]).isoformat()
 
 
 def _stamp(value: Any) -> str:
@@ -603,13 +595,6 @@ def routes(state: GoCardlessPaymentsState, prefix: str = PREFIX) -> list[BaseRou
         ("/customers", "customers", lister("customers")),
     ]
     return [
-        Route(f"{prefix}{path}", state.faults.wrap(handler, label=_label(name)), methods=["GET"])
+        Route(f"{prefix}{path}", state.faults.wrap(handler, label=label(name)), methods=["GET"])
         for path, name, handler in table
     ]
-
-
-def _label(name: str) -> Callable[[Request], Awaitable[str]]:
-    async def label(_request: Request) -> str:
-        return name
-
-    return label
