@@ -39,6 +39,7 @@ from recon.review.allocations import REVERSED_AFTER_WRITEBACK
 from recon.review.ledger import live_allocations as live_allocations  # the core's definition
 from recon.review.ledger import live_clause as live_clause
 from recon.review.ledger import reversed_by_people
+from recon.review.queue import NO_SEARCH_TEXT, search_texts
 
 ENGINE = "engine"
 RECORDED_RULE_PREFIX = "recorded_"
@@ -475,6 +476,9 @@ def store_exceptions(
     resolved is left as it is.
     """
     wanted = _wanted_exceptions(tenant_id, result)
+    texts = search_texts(session, (values["transaction_ref"] for values in wanted.values()))
+    for values in wanted.values():  # the payment's payer and reference, which the queue searches
+        values.update(texts.get(values["transaction_ref"], NO_SEARCH_TEXT))
     existing = _existing_exceptions(session, tenant_id, wanted)
     opened = changed = reopened = 0
     for key, values in wanted.items():

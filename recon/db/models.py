@@ -377,6 +377,12 @@ class ReconException(TenantScoped, Timestamps, Base):
     subject_ref: Mapped[str | None] = mapped_column(ExternalId)
     amount_minor: Mapped[int | None]
     currency: Mapped[str | None] = mapped_column(Currency)
+    # the payment's payer and reference, kept here (revision 0011) so the queue's free-text
+    # search reads only exception rows, not the transactions join; `search_text` is both in
+    # lower case, which a plain LIKE scans several times faster than ILIKE over two columns
+    payer: Mapped[str | None] = mapped_column(String(500))
+    reference: Mapped[str | None] = mapped_column(Text)
+    search_text: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="open")
     assignee: Mapped[str | None] = mapped_column(String(200))

@@ -32,6 +32,7 @@ from recon.errors import ConflictError, NotFoundError, RuleViolationError
 from recon.money import MoneyError, format_amount, to_minor
 from recon.review import ledger
 from recon.review.access import Actor, Permission, require
+from recon.review.queue import fill_search_text
 from recon.review.views import ExceptionStatus, ResolutionKind
 
 MANUAL = "manual"
@@ -351,6 +352,7 @@ def _open_writeback_exception(session: Session, actor: Actor, row: Allocation,
         ),
         updated_by=actor.email,
     )
+    fill_search_text(session, [exception])
     session.add(exception)
     session.flush()
     audit.append(session, actor=actor.email, action="exception.opened", entity="exception",

@@ -2,9 +2,10 @@
 
 Reads need the READ permission on the tenant. Filters and sorts run in SQL; a page is fetched
 with a keyset condition on (sort key, id), never OFFSET, so page 1,000 costs what page 1 does.
-The payer and reference of a page's payments are read in a second query by the transactions'
-natural key (an index lookup per row), not joined over the whole table. The reads shared with
-an exception's detail (a payment by its ref, its landed provider record) live here too.
+The free-text search reads the payer and reference kept on the exception row (revision 0011,
+`fill_search_text`), never the transactions join; a page's payments are read in a second query by
+the transactions' natural key (an index lookup per row). The reads shared with an exception's
+detail (a payment by its ref, its landed provider record) live here too.
 """
 
 from __future__ import annotations
@@ -60,11 +61,6 @@ def parse_amount_bound(text: str, currency: str | None) -> int:
         ) from None
 
 
-def transaction_ref_expr() -> ColumnElement[str]:
-    """SQL of a transaction's `transaction_ref` ("source:account:source id")."""
-    return Transaction.source + ":" + Transaction.account_ref + ":" + Transaction.source_id
-
-
 def _filters(filters: QueueFilter, now: dt.datetime) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if filters.kind:
@@ -86,14 +82,8 @@ def _filters(filters: QueueFilter, now: dt.datetime) -> list[ColumnElement[bool]
     if filters.older_than_days is not None:
         where.append(_E.created_at < now - dt.timedelta(days=filters.older_than_days))
     if filters.search and filters.search.strip():
-        pattern = f"%{_escape(filters.search.strip())}%"
-        matching = select(transaction_ref_expr()).where(
-            or_(
-                Transaction.counterparty.ilike(pattern, escape="\\"),
-                Transaction.reference.ilike(pattern, escape="\\"),
-            )
-        )
-        where.append(_E.transaction_ref.in_(matching))
+        pattern = f"%{_escape(filters.search.strip().lower())}%"
+        where.append(_E.search_text.like(pattern, escape="\\"))
     return where
 
 
@@ -195,6 +185,47 @@ def payments_by_ref(session: Session, refs: Iterable[str | None]) -> dict[str, T
     return found
 
 
+NO_SEARCH_TEXT: dict[str, str | None] = {"payer": None, "reference": None, "search_text": None}
+
+
+def search_text_of(payer: str | None, reference: str | None) -> str | None:
+    """What the queue's free-text search scans: payer and reference, lower case, one a line."""
+    parts = [part.lower() for part in (payer, reference) if part]
+    return "\n".join(parts) or None
+
+
+def search_texts(session: Session, refs: Iterable[str | None]) -> dict[str, dict[str, str | None]]:
+    """Transaction ref -> the exception columns its payment fills for the queue's free-text
+    search (`payer`, `reference`, `search_text`); refs with no loaded transaction are left out
+    (use NO_SEARCH_TEXT). Never flushes."""
+    keys = sorted({key for ref in refs if ref and (key := _split(ref)) is not None})
+    natural = (Transaction.source, Transaction.account_ref, Transaction.source_id)
+    found: dict[str, dict[str, str | None]] = {}
+    with session.no_autoflush:
+        for start in range(0, len(keys), 200):
+            statement = select(*natural, Transaction.counterparty, Transaction.reference).where(
+                tuple_(*natural).in_(keys[start : start + 200])
+            )
+            for source, account, source_id, payer, reference in session.execute(statement):
+                payer = payer[:500] if payer else payer
+                found[f"{source}:{account}:{source_id}"] = {
+                    "payer": payer,
+                    "reference": reference,
+                    "search_text": search_text_of(payer, reference),
+                }
+    return found
+
+
+def fill_search_text(session: Session, rows: Iterable[ReconException]) -> None:
+    """Copy each row's payment's payer and reference onto it, which the queue's free-text
+    search reads (whoever opens an exception calls it before the row is first written)."""
+    rows = list(rows)
+    texts = search_texts(session, (row.transaction_ref for row in rows))
+    for row in rows:
+        for column, value in texts.get(row.transaction_ref or "", {}).items():
+            setattr(row, column, value)
+
+
 def exception_views(
     session: Session, rows: Sequence[ReconException], now: dt.datetime
 ) -> list[ExceptionView]:
@@ -226,8 +257,8 @@ def view_of(row: ReconException, payment: Transaction | None, now: dt.datetime) 
         subject_ref=row.subject_ref,
         detail=row.detail or "",
         source=source,
-        payer=payment.counterparty if payment is not None else None,
-        reference=payment.reference if payment is not None else None,
+        payer=payment.counterparty if payment is not None else row.payer,
+        reference=payment.reference if payment is not None else row.reference,
         resolution_kind=row.resolution_kind,
         resolution_note=row.resolution,
         resolved_by=row.resolved_by,

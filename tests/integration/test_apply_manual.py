@@ -153,6 +153,7 @@ def test_reversing_what_whmcs_holds_opens_an_exception_the_engine_keeps(
         assert (problem.kind, problem.status, problem.updated_by) == (
             "reversed_after_writeback", "open", FIN,
         )  # fmt: skip
+        assert (problem.payer, problem.reference) == ("Someone", "paid")  # the queue searches them
         assert problem.detail == (
             f"recorded in WHMCS, reversed here: remove payment bank-m3 from invoice "
             f"{invoice_id} in WHMCS"

@@ -27,7 +27,12 @@ from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import PermissionDeniedError, RuleViolationError
 from recon.review.access import Role
 from recon.review.exceptions import exception_detail
-from recon.review.queue import list_exceptions, parse_amount_bound, queue_overview
+from recon.review.queue import (
+    fill_search_text,
+    list_exceptions,
+    parse_amount_bound,
+    queue_overview,
+)
 from recon.review.views import QueueCursor, QueueFilter, QueueSort, to_jsonable
 from recon.tenants import TenantSettings, add_tenant
 from tests.people import make_user
@@ -140,6 +145,8 @@ def seed(app: Engine) -> dict[str, int]:
             "e5": _exc("e5", "unbacked_payment", None, 1200, "EUR", 5, invoice_id="5009",
                        subject_ref="w9"),
         }  # fmt: skip
+        s.flush()
+        fill_search_text(s, rows.values())  # as whoever opens an exception does
         s.add_all(rows.values())
         kept = Allocation(allocation_key="a" * 64, transaction_ref="stripe:acct:txn_2",
                           invoice_id="5002", amount_minor=5000, currency="EUR",
@@ -167,7 +174,9 @@ def seed(app: Engine) -> dict[str, int]:
         ids = {name: row.id for name, row in rows.items()}
     with tenant_session(app, "globex") as s:
         s.add(_txn("bank", "g", "g1", 777, "EUR", "Jane Doe", "Invoice 5001"))
-        s.add(_exc("g1", "unmatched_payment", "bank:g:g1", 777, "EUR", 3))
+        s.flush()
+        fill_search_text(s, [globex := _exc("g1", "unmatched_payment", "bank:g:g1", 777, "EUR", 3)])
+        s.add(globex)
     return ids
 
 
