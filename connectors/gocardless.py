@@ -448,6 +448,25 @@ class GoCardlessClient(Closing):
         )
         return _object(body, "balances")
 
+    def fetch_balances(self, account_id: str, on_page: Callable[[Page], None]) -> Page:
+        """`accounts/{id}/balances/` as a raw page handed to `on_page` (land it before parsing);
+        one of the account's daily `balances` calls, never a `transactions` one."""
+        response = self._call(
+            "GET",
+            f"{API}/accounts/{_segment(account_id)}/balances/",
+            endpoint="balances",
+            account=account_id,
+            scope="balances",
+        )
+        page = Page(
+            endpoint="accounts/balances",
+            request_key=urlencode({"account": account_id}),
+            status=response.status_code,
+            body=response.content,
+        )
+        on_page(page)
+        return page
+
     def fetch_transactions(
         self, account_id: str, window: Window, on_page: Callable[[Page], None]
     ) -> Page:

@@ -37,6 +37,7 @@ from recon.secrets import (
     SecretResolver,
 )
 from recon.tenants import TenantSettings
+from tasks.balances import balances_fetcher, capture_balances
 from tasks.land import FetchScope, ServedPages, StoredPage, serve
 from tasks.load import Batch, LoadResult, load_batch_in, restrict, restrict_lines
 from tasks.normalise_gocardless import bank_batch, payments_batches
@@ -210,6 +211,15 @@ def _fetcher(
     return fetch_payments
 
 
+def _balances_fetcher(
+    ctx: SourceContext, source: Source
+) -> Callable[[Callable[[Page], None]], None]:
+    base = _url(ctx.settings.gocardless.base_url, "GoCardless")
+    return balances_fetcher(
+        ctx.engine, ctx.tenant_id, base, ctx.secrets, source.account_ref, policy=ctx.policy
+    )
+
+
 def _whmcs_database(ctx: SourceContext) -> WhmcsDatabase:
     # from_settings passes whmcs.mysql_ssl_ca: TLS is verified, and required in production
     password = ctx.secrets.get(WHMCS_DB_PASSWORD, ctx.tenant_id)
@@ -354,6 +364,9 @@ def extract_source(
                 for i, outcome in enumerate(outcomes)
             ]
     timings["load"] = time.perf_counter() - clock
+    if source.kind == "bank":  # the bank's balances for the report's tie-out; never fails the run
+        fetch = None if landed.replayed else _balances_fetcher(ctx, source)
+        capture_balances(ctx.engine, ctx.tenant_id, source.account_ref, fetch, run_id=run_id)
     result.timings = {stage: round(seconds, 3) for stage, seconds in timings.items()}
     for outcome in held:
         raise_if_held(outcome, ctx.validation)

@@ -201,6 +201,7 @@ class RecordedTieOut:
 
 
 NO_BALANCE = "no balance reported by the bank for this period"
+ONE_BALANCE = "one balance reported by the bank so far: no tie-out possible yet"
 
 
 @dataclass(frozen=True)

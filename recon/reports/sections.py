@@ -6,7 +6,9 @@ from __future__ import annotations
 from recon.reports.model import (
     FORMAT,
     NO_BALANCE,
+    ONE_BALANCE,
     AllocationLine,
+    BalanceTieOut,
     Column,
     Kind,
     Report,
@@ -64,6 +66,14 @@ def _status(difference: int | None) -> str:
     if difference is None:
         return "incomplete"
     return "balanced" if difference == 0 else "DIFFERENCE"
+
+
+def _balance_status(b: BalanceTieOut) -> str:
+    if b.opening is None and b.closing is None:
+        return NO_BALANCE
+    if b.opening is None or b.closing is None:
+        return ONE_BALANCE
+    return _status(b.difference)
 
 
 def _allocation_row(a: AllocationLine) -> Row:
@@ -192,7 +202,7 @@ def sections(report: Report) -> list[Section]:
                     day(b.closing_on),
                     b.closing,
                     b.difference,
-                    NO_BALANCE if b.opening is None or b.closing is None else _status(b.difference),
+                    _balance_status(b),
                 )
                 for b in report.balances
             ],

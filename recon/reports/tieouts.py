@@ -270,20 +270,45 @@ def recorded(
 
 
 _PREFERRED = ("closingBooked", "interimBooked", "expected", "interimAvailable", "closingAvailable")
+"""Balance types in the order a tie-out takes them: booked first, as movements are booked."""
+
+Pair = tuple[BalanceSnapshot | None, BalanceSnapshot | None]
 
 
-def _pick(snaps: list[BalanceSnapshot]) -> BalanceSnapshot | None:
-    """The latest day's snapshot, of the most booked-like type."""
-    if not snaps:
-        return None
-    latest = max(s.reference_date for s in snaps)
-    same = [s for s in snaps if s.reference_date == latest]
+def _pair_of_type(snaps: list[BalanceSnapshot], period: Period) -> Pair:
+    """(opening, closing) of one balance type: the closing is the period's last snapshot; the
+    opening the last one before the period, else the period's first one before the closing."""
+    inside = sorted(
+        (s for s in snaps if period.date_from <= s.reference_date <= period.date_to),
+        key=lambda s: s.reference_date,
+    )
+    before = [s for s in snaps if s.reference_date < period.date_from]
+    opening = max(before, key=lambda s: s.reference_date) if before else None
+    closing = inside[-1] if inside else None
+    if opening is None and len(inside) > 1:
+        opening = inside[0]
+    return opening, closing
+
+
+def _pair(snaps: list[BalanceSnapshot], period: Period) -> Pair:
+    """The opening and closing of the first balance type (booked first) that has both; without
+    such a type, the one snapshot there is (closing first), never two of different types."""
     rank = {name: i for i, name in enumerate(_PREFERRED)}
-    return min(same, key=lambda s: (rank.get(s.balance_type, len(rank)), s.balance_type))
+    types = sorted({s.balance_type for s in snaps}, key=lambda t: (rank.get(t, len(rank)), t))
+    pairs = [_pair_of_type([s for s in snaps if s.balance_type == t], period) for t in types]
+    whole = next(((o, c) for o, c in pairs if o is not None and c is not None), None)
+    if whole is not None:
+        return whole
+    closing = next((c for _, c in pairs if c is not None), None)
+    if closing is not None:
+        return None, closing
+    return next(((o, None) for o, _ in pairs if o is not None), (None, None))
 
 
 def balances(session: Session, period: Period) -> tuple[BalanceTieOut, ...]:
-    """Per bank account: opening + movements = closing where the bank reported balances."""
+    """Per bank account and currency, between two snapshots of one balance type at D1 < D2:
+    snapshot(D1) + booked movements in (D1, D2] = snapshot(D2). With one snapshot (or none) the
+    row shows what there is and no difference: no tie-out is made up."""
     accounts: set[tuple[str, str]] = {
         (account, currency)
         for account, currency in session.execute(
@@ -300,9 +325,7 @@ def balances(session: Session, period: Period) -> tuple[BalanceTieOut, ...]:
         accounts.add((snap.account_ref, snap.currency))
     out = []
     for account, currency in sorted(accounts):
-        found = snaps.get((account, currency), [])
-        opening = _pick([s for s in found if s.reference_date < period.date_from])
-        closing = _pick([s for s in found if s.reference_date >= period.date_from])
+        opening, closing = _pair(snaps.get((account, currency), []), period)
         since = opening.reference_date + dt.timedelta(days=1) if opening else period.date_from
         until = closing.reference_date if closing else period.date_to
         movements = session.scalar(

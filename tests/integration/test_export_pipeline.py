@@ -77,7 +77,7 @@ def test_the_tie_outs_balance_on_a_real_run_and_the_formats_agree(
         balanced = p.lines_difference == 0 and p.bank_difference == 0
         assert balanced or {p.payout_id, p.bank_ref} & explained, p
     assert all(r.difference == 0 for r in report.recorded), report.recorded
-    assert all(b.opening is None for b in report.balances)  # the bank's balances are not read yet
+    assert all(b.opening is None for b in report.balances)  # one run: no tie-out yet
 
     written = {f: write_report(report, f, tmp_path / f"r.{f}") for f in ("csv", "xlsx", "pdf")}
     assert all(verify_report(w.path).ok for w in written.values())

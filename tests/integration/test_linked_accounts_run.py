@@ -88,7 +88,9 @@ def test_a_run_fetches_and_loads_an_account_linked_through_the_service(
     assert not result.replayed and result.pages >= 1 and result.loaded > 0
     with tenant_session(bank.app, TENANT) as session:
         fetched = session.scalar(
-            select(func.count()).select_from(RawFetch).where(RawFetch.account_ref == account)
+            select(func.count())
+            .select_from(RawFetch)
+            .where(RawFetch.account_ref == account, RawFetch.dataset == "transactions")
         )
         loaded = session.scalar(
             select(func.count()).select_from(Transaction).where(Transaction.account_ref == account)
