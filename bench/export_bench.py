@@ -111,8 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    os.environ.setdefault("RECON_SECRET_AUDIT_CHAIN_KEY", secrets.token_hex(32))
-    os.environ.setdefault("RECON_SECRET_AUDIT_EXPORT_SIGNING_KEY", secrets.token_hex(32))
+    if (
+        "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ
+    ):  # a throwaway key for a throwaway bench database
+        os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = secrets.token_hex(32)
+    if (
+        "RECON_SECRET_AUDIT_EXPORT_SIGNING_KEY" not in os.environ
+    ):  # a throwaway key for a throwaway bench database
+        os.environ["RECON_SECRET_AUDIT_EXPORT_SIGNING_KEY"] = secrets.token_hex(32)
     if args.export_only:
         print(json.dumps(export(args.database_url, args.out)))
         return 0

