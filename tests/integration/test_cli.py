@@ -216,6 +216,7 @@ def test_production_doctor_passes_with_every_secret_in_vault(
         {
             "ui_cookie_secret": "c" * 32,
             "audit_export_signing_key": "k" * 32,
+            "ui_oidc_client_secret": "o" * 32,
             "audit_chain_key": "a" * 32,
         },
     )

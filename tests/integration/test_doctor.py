@@ -16,7 +16,11 @@ from apps.cli.main import main
 from connectors.sandbox.serve import RunningServer
 from connectors.sandbox.vault import VaultState
 
-GLOBAL = {"ui_cookie_secret": "c" * 32, "audit_export_signing_key": "k" * 32}
+GLOBAL = {
+    "ui_cookie_secret": "c" * 32,
+    "ui_oidc_client_secret": "o" * 32,
+    "audit_export_signing_key": "k" * 32,
+}
 CHAIN = {"audit_chain_key": "a" * 32}
 WHMCS_API = {"whmcs_api_identifier": "ident-1", "whmcs_api_secret": "s" * 20}
 
