@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from recon.errors import ReconError
 
@@ -65,3 +66,24 @@ def tenant_lock(engine: Engine, tenant_id: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
+
+
+def sqlite_write_lock(session: Session) -> None:
+    """On SQLite, take the database's write lock now, for the rest of the transaction.
+
+    A transaction that has read may not write once another has committed (WAL), so writers that
+    read first must take the lock before their first read and queue here instead of failing. Only
+    a write takes it: one that matches no row of the tenant registry, never a business table."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE tenants SET id = id WHERE 0 = 1"))
+
+
+def transaction_lock(session: Session, key: str) -> None:
+    """Serialise the transactions that take `key` until each ends: a transaction-level advisory
+    lock on PostgreSQL, the write lock on SQLite (which serialises every writer anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+    else:
+        sqlite_write_lock(session)

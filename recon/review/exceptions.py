@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -31,6 +31,7 @@ from recon.db.models import (
 )
 from recon.db.tenancy import tenant_session
 from recon.errors import ConflictError, NotFoundError, RuleViolationError
+from recon.locks import sqlite_write_lock
 from recon.review.access import ROLE_PERMISSIONS, Actor, Permission, Role, require
 from recon.review.ledger import live_clause
 from recon.review.queue import payments_by_ref, raw_record_of, view_of
@@ -308,8 +309,7 @@ def _take_write_lock(session: Session) -> None:
     """On SQLite, take the write lock before the first read: a transaction that has read may not
     write once another has committed (WAL), so two writers queue here instead of one failing.
     PostgreSQL locks the row (`FOR UPDATE`) when it is read."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE exceptions SET version = version WHERE 1 = 0"))
+    sqlite_write_lock(session)
 
 
 def _write(

@@ -22,12 +22,13 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, text
+from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from recon.canonical import split_transaction_ref, transaction_ref
 from recon.db.models import Allocation, AppliedPayment, Invoice, RecordedPayment, Transaction
 from recon.errors import NotFoundError, RuleViolationError
+from recon.locks import transaction_lock
 from recon.money import format_amount
 from recon.writeback import confirms_recorded
 
@@ -62,14 +63,7 @@ def lock_books(session: Session, tenant_id: str) -> None:
     """Serialise the writers of a tenant's allocations (people and engine runs) until the
     transaction ends, so two of them never place the same money. Call it first in the
     transaction: on SQLite a transaction that has read may not take the write lock later."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"books:{tenant_id}"},
-        )
-    else:
-        # A write that touches no row takes SQLite's write lock for the whole transaction.
-        session.execute(text("DELETE FROM allocations WHERE 1 = 0"))
+    transaction_lock(session, f"books:{tenant_id}")
 
 
 def own_id(ref: str) -> str:
