@@ -29,14 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from recon import audit
 from recon.canonical import STRIPE_TRANSACTIONS, Dataset, transaction_ref
 from recon.db.models import Match, PayoutLine, Transaction
 from recon.matching.frames import MatchResult
 from recon.money import format_amount
+from recon.review.ledger import unreversed
 from tasks.decisions import ENGINE, key_of
 from tasks.transids import engine_counterparty, engine_reference
 
@@ -125,12 +126,6 @@ class LinkChanges:
     reversed: int
 
 
-def live_match_clause() -> ColumnElement[bool]:
-    """SQL condition of a live match: not a reversal, and not reversed by one."""
-    reversal = aliased(Match)
-    return and_(Match.reverses_id.is_(None), ~exists().where(reversal.reverses_id == Match.id))
-
-
 def _live_links(session: Session, payouts: list[str], credits: list[str]) -> dict[str, Match]:
     """Live engine payout links of these payouts or to these credits, by payout."""
     found: dict[str, Match] = {}
@@ -138,7 +133,7 @@ def _live_links(session: Session, payouts: list[str], credits: list[str]) -> dic
         for start in range(0, len(values), _CHUNK):
             statement = select(Match).where(
                 Match.kind == PAYOUT_BANK,
-                live_match_clause(),
+                unreversed(Match),
                 column.in_(values[start : start + _CHUNK]),
             )
             for match in session.scalars(statement):

@@ -26,7 +26,14 @@ from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from recon.canonical import split_transaction_ref, transaction_ref
-from recon.db.models import Allocation, AppliedPayment, Invoice, RecordedPayment, Transaction
+from recon.db.models import (
+    Allocation,
+    AppliedPayment,
+    Invoice,
+    Match,
+    RecordedPayment,
+    Transaction,
+)
 from recon.errors import NotFoundError, RuleViolationError
 from recon.locks import transaction_lock
 from recon.money import format_amount
@@ -38,13 +45,16 @@ ENGINE = "engine"
 """Who the engine is in `created_by`; anyone else is a person."""
 
 
+def unreversed(model: type[Allocation] | type[Match]) -> ColumnElement[bool]:
+    """SQL condition of a live row of an append-only table undone by reversal rows
+    (`reverses_id`): not a reversal, and not reversed by one."""
+    reversal = aliased(model)
+    return and_(model.reverses_id.is_(None), ~exists().where(reversal.reverses_id == model.id))
+
+
 def live_clause() -> ColumnElement[bool]:
     """SQL condition of a live allocation: not a reversal, and not reversed by one."""
-    reversal = aliased(Allocation)
-    return and_(
-        Allocation.reverses_id.is_(None),
-        ~exists().where(reversal.reverses_id == Allocation.id),
-    )
+    return unreversed(Allocation)
 
 
 def live_allocations(session: Session, *criteria: ColumnElement[bool]) -> list[Allocation]:
