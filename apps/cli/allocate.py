@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from apps.cli.context import acting_user, console, runtime
+from apps.cli.options import AsOption, JsonOption, TenantOption
 
 if TYPE_CHECKING:
     from recon.review.allocations import AllocationView
@@ -25,9 +26,6 @@ suggestions_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant's id.")]
-AsOption = Annotated[str | None, typer.Option("--as", help="Act as this user (else RECON_USER).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why (kept with the rows).")]
 
 

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from apps.cli.context import acting_user, console, runtime
+from apps.cli.options import AsOption, JsonOption, TenantOption
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -27,9 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant's id.")]
-AsOption = Annotated[str | None, typer.Option("--as", help="Act as this user (else RECON_USER).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON for scripts.")]
 VersionOption = Annotated[
     int | None,
     typer.Option(
