@@ -169,8 +169,18 @@ def _wait_text(driver: WebDriver, text: str) -> None:
 
 
 def _type(driver: WebDriver, label: str, text: str, *, area: bool = False) -> None:
+    """Type into the field labelled `label`, waiting for Streamlit to draw it first."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
     tag = "textarea" if area else "input"
-    field = driver.find_element("css selector", f'{tag}[aria-label="{label}"]')
+    selector = f'{tag}[aria-label="{label}"]'
+    field = WebDriverWait(driver, WAIT, poll_frequency=0.5).until(
+        lambda d: next(
+            (f for f in d.find_elements("css selector", selector) if f.is_displayed()), None
+        ),
+        message=f"no field {label!r}",
+    )
+    assert field is not None
     field.clear()
     field.send_keys(text)
 

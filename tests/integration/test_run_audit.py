@@ -65,7 +65,11 @@ def test_failed_and_crashed_runs_are_audited_with_the_allocation_digest(
     crashed = start_run(app, TENANT, WINDOW, ["whmcs"])
     assert mark_crashed_runs(app, TENANT) == 1
     with tenant_session(app, TENANT) as session:
-        log = list(session.scalars(select(AuditEntry).where(AuditEntry.entity == "run")))
+        log = list(
+            session.scalars(
+                select(AuditEntry).where(AuditEntry.entity == "run").order_by(AuditEntry.seq)
+            )
+        )
         assert audit.verify_chain(session, TENANT).ok
     assert [(e.entity_id, e.action) for e in log] == [
         (failed, "run.failed"),
