@@ -22,6 +22,7 @@ from recon.review.views import (
 from ui import actions, components, state
 
 PAGER = "queue_cursors"
+TABLE = "exc_table"  # the table's selection: row numbers of the page it was made on
 
 st.title("Exceptions")
 tenant = state.tenant()
@@ -30,9 +31,15 @@ can_work = state.can("work")
 actions.show_flash()
 
 
+def _unselect() -> None:
+    """Forget the table's selection: its row numbers would name other rows of a new page."""
+    st.session_state.pop(TABLE, None)
+
+
 def _reset() -> None:
     st.session_state[PAGER] = [None]
     st.session_state.pop("exc_selected", None)
+    _unselect()
 
 
 with st.expander("Filters and sort", expanded=False):
@@ -113,14 +120,16 @@ table = pd.DataFrame(
     ]
 )
 event = st.dataframe(
-    table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="exc_table"
+    table, hide_index=True, on_select="rerun", selection_mode="multi-row", key=TABLE
 )
 left, right = st.columns(2)
 if left.button("Newer", disabled=len(cursors) <= 1, key="q_newer"):
     cursors.pop()
+    _unselect()
     st.rerun()
 if right.button("Older", disabled=page.next is None, key="q_older"):
     cursors.append(page.next.encode() if page.next else None)
+    _unselect()
     st.rerun()
 
 if can_work:
@@ -144,6 +153,7 @@ if can_work and selected and st.button(f"Accept the suggestions of the {len(sele
         actions.accept(engine, me, tenant, ids=suggestions)
     else:
         actions.flash("info", "the selected exceptions have no suggestion to accept")
+    _unselect()  # the accepted rows leave the queue: the same row numbers are other exceptions
     st.rerun()
 if selected:
     chosen = page.items[selected[0]].id
