@@ -425,10 +425,27 @@ def _judged_open(session: Session, result: MatchResult) -> list[ReconException]:
     return [e for e in rows if (e.kind, e.subject_ref) in judged]
 
 
+def _linked_evidence(result: MatchResult, window_refs: set[str]) -> dict[str, str]:
+    """Bank credits outside the window (evidence) the engine linked to a payout: credit ->
+    payout. An earlier run that had the credit but not yet its payout may have raised it."""
+    m = result.payout_matches
+    if m.empty:
+        return {}
+    pairs = zip(m["transaction_id"].astype(str), m["payout_id"].astype(str), strict=True)
+    return {credit: payout for credit, payout in pairs if credit not in window_refs}
+
+
 def _closing_reasons(
-    session: Session, result: MatchResult, window_refs: set[str], kept: set[int]
+    session: Session,
+    result: MatchResult,
+    window_refs: set[str],
+    kept: set[int],
+    waiting: frozenset[str] = frozenset(),
 ) -> list[tuple[ReconException, str]]:
-    """Open engine exceptions within this run's scope that it no longer raises, with why."""
+    """Open engine exceptions within this run's scope that it no longer raises, with why: of
+    the window's payments, of the payouts and WHMCS payments it judged, and of the credits
+    outside the window it linked to a payout. A payment whose judgement waits (`waiting`) is
+    left as it is."""
     allocated: dict[str, list[str]] = defaultdict(list)
     confirmed_invoices: set[str] = set()
     for row in result.allocations.to_dict("records"):
@@ -452,11 +469,23 @@ def _closing_reasons(
             )
         )
     candidates += _judged_open(session, result)
+    linked = _linked_evidence(result, window_refs)
+    if linked:
+        candidates += session.scalars(
+            select(ReconException).where(
+                ReconException.status == "open",
+                ReconException.transaction_ref.in_(sorted(linked)),
+            )
+        )
     closing: list[tuple[ReconException, str]] = []
     for exception in {e.id: e for e in candidates}.values():
         if exception.id in kept or exception.kind in NOT_THE_ENGINES:
             continue
-        if exception.transaction_ref is None:
+        if exception.transaction_ref in waiting:
+            continue  # its judgement waits for stored fetches: neither raised nor closed
+        if exception.transaction_ref in linked:
+            reason = f"the credit is now linked to payout {linked[exception.transaction_ref]}"
+        elif exception.transaction_ref is None:
             reason = NO_LONGER.get(exception.kind, "money now confirms the WHMCS payment")
         elif invoices := allocated.get(exception.transaction_ref):
             reason = f"the payment is now allocated to invoice {', '.join(sorted(invoices))}"
@@ -467,13 +496,20 @@ def _closing_reasons(
 
 
 def store_exceptions(
-    session: Session, tenant_id: str, run_id: str, result: MatchResult, window_refs: set[str]
+    session: Session,
+    tenant_id: str,
+    run_id: str,
+    result: MatchResult,
+    window_refs: set[str],
+    waiting: frozenset[str] = frozenset(),
 ) -> ExceptionChanges:
     """Open new exceptions, change those whose content changed, reopen those the engine had
-    closed, and close the open ones of this window that no longer apply (with the reason).
+    closed, and close the open ones of this window that no longer apply (with the reason),
+    including those of credits outside the window that this run linked to their payout.
 
     A row changes, and its `version` moves, only when its content does; an exception a person
-    resolved is left as it is.
+    resolved is left as it is, and so is one of a payment in `waiting` (its judgement waits
+    for stored fetches to hold the days it needs, `tasks.cover`).
     """
     wanted = _wanted_exceptions(tenant_id, result)
     texts = search_texts(session, (values["transaction_ref"] for values in wanted.values()))
@@ -509,7 +545,7 @@ def store_exceptions(
             reopened += 1
     session.flush()
     kept = {e.id for e in existing.values()}
-    closing = _closing_reasons(session, result, window_refs, kept)
+    closing = _closing_reasons(session, result, window_refs, kept, waiting)
     now = utcnow()
     for exception, reason in closing:
         exception.status = "closed"
