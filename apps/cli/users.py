@@ -159,6 +159,24 @@ def enable(
     console.print(f"user {_summary(info)}", highlight=False)
 
 
+@app.command("role")
+def role(
+    email: Annotated[str, typer.Argument(help="The user.")],
+    role: Annotated[str, typer.Option("--role", help="The new role: finance, auditor or admin.")],
+    as_: AsOption = None,
+) -> None:
+    """Give a user another role (the last active admin keeps theirs)."""
+    from recon.review.users import set_role
+
+    change = set_role(runtime().checked_engine(), acting_user(as_), email, role)
+    info = change.user
+    if change.changed:
+        said = f"is now {info.role.value} (was {change.before.value})"
+    else:
+        said = f"is already {info.role.value}"
+    console.print(f"user {_summary(info)} {said}", highlight=False)
+
+
 @app.command("grant")
 def grant(
     email: Annotated[str, typer.Argument(help="The user.")],

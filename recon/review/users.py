@@ -2,7 +2,10 @@
 
 Only admins (`Permission.MANAGE`) manage users, checked in the same transaction as the change.
 The one exception is the bootstrap: while no active admin exists, an admin may be added without
-an acting user (the operator with database access creates the first one).
+an acting user (the operator with database access creates the first one). Every change that can
+add or remove an active admin (the bootstrap, disabling, a role change) takes one transaction
+lock before it counts the admins, so two bootstraps at once make one admin and the last active
+admin can neither be disabled nor demoted, however the calls interleave.
 
 Every change appends an audit entry naming the acting user to the chain of each tenant the user
 is granted (the audit log is kept per tenant). A user with no grant yet leaves no entry until
@@ -38,6 +41,7 @@ from recon.errors import (
     PermissionDeniedError,
     RuleViolationError,
 )
+from recon.locks import transaction_lock
 from recon.review.access import Actor, Permission, Role, load_actor, normalise_email, require_global
 from recon.tenants import get_tenant
 
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 BOOTSTRAP_ACTOR = "bootstrap"
+ADMINS_LOCK = "users:admins"
+"""The transaction lock of every change that can add or remove an active admin (the bootstrap,
+disabling, changing a role), so that no two of them decide on the same count of admins."""
 SIGN_IN_REFUSED = (
     "the email or password is wrong, or this account cannot sign in with a password; "
     "check both or ask an admin"
@@ -68,6 +75,19 @@ class UserInfo:
     created_at: dt.datetime
     last_login_at: dt.datetime | None
     password_set: bool
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """A user after a role change, and the role they had before it."""
+
+    user: UserInfo
+    before: Role
+
+    @property
+    def changed(self) -> bool:
+        """Whether the role is another one now (False: they had it already)."""
+        return self.user.role is not self.before
 
 
 # -- passwords -------------------------------------------------------------------------------------
@@ -211,14 +231,20 @@ def _has_active_admin(session: Session) -> bool:
     )
 
 
+def _is_bootstrap(acting: Actor | str | None) -> bool:
+    return acting is None or (isinstance(acting, str) and not acting.strip())
+
+
 def _acting_label(session: Session, acting: Actor | str | None, role: Role) -> str:
     """Who adds a user: an admin, or (only while there is no active admin, and only for an
-    admin) the bootstrap operator."""
-    if acting is not None and (not isinstance(acting, str) or acting.strip()):
+    admin) the bootstrap operator; the bootstrap's caller holds ADMINS_LOCK, so that of two
+    bootstraps at once the second finds the first one's admin."""
+    if not _is_bootstrap(acting) and acting is not None:
         return require_global(session, acting, Permission.MANAGE).email
     if _has_active_admin(session):
         raise PermissionDeniedError(
-            "adding a user needs an acting admin: pass --as EMAIL or set RECON_USER"
+            "there is already an active admin, so adding a user needs an acting admin: "
+            "pass --as EMAIL or set RECON_USER"
         )
     if role is not Role.ADMIN:
         raise PermissionDeniedError(
@@ -285,6 +311,8 @@ def add_user(
     wanted, wanted_role = checked_email(email), checked_role(role)
     password_hash = hash_password(password) if password is not None else None
     with admin_session(engine) as session:
+        if _is_bootstrap(acting):
+            transaction_lock(session, ADMINS_LOCK)  # before the check: one bootstrap at a time
         actor = _acting_label(session, acting, wanted_role)
         user = create_user_row(
             session,
@@ -319,6 +347,7 @@ def enable_user(engine: Engine, acting: Actor | str, email: str) -> UserInfo:
 
 def _set_active(engine: Engine, acting: Actor | str, email: str, *, active: bool) -> UserInfo:
     with admin_session(engine) as session:
+        transaction_lock(session, ADMINS_LOCK)
         actor = require_global(session, acting, Permission.MANAGE)
         user = _user(session, email)
         if user.active == active:
@@ -341,10 +370,38 @@ def _set_active(engine: Engine, acting: Actor | str, email: str, *, active: bool
 
 
 def _active_admins(session: Session) -> int:
-    """How many active admins there are, locking their rows (PostgreSQL) so that two admins
-    disabling each other at once cannot leave none."""
-    query = select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True))
-    return len(list(session.scalars(query.with_for_update())))
+    """How many active admins there are (the caller holds ADMINS_LOCK)."""
+    query = select(func.count(User.id)).where(User.role == Role.ADMIN.value, User.active.is_(True))
+    return int(session.scalar(query) or 0)
+
+
+def set_role(engine: Engine, acting: Actor | str, email: str, role: Role | str) -> RoleChange:
+    """Give a user another role (admins only), audited with the old and the new role; a no-op
+    when they have it. The last active admin keeps the admin role."""
+    wanted = checked_role(role)
+    with admin_session(engine) as session:
+        transaction_lock(session, ADMINS_LOCK)
+        actor = require_global(session, acting, Permission.MANAGE)
+        user = _user(session, email)
+        before = Role(user.role)
+        if before is wanted:
+            return RoleChange(_info_now(session, user), before)
+        if before is Role.ADMIN and user.active and _active_admins(session) <= 1:
+            raise RuleViolationError(
+                f"{user.email} is the last active admin; make another user admin before "
+                "giving them another role"
+            )
+        user.role = wanted.value
+        info = _info_now(session, user)
+        audit_user_change(
+            session,
+            info.tenants,
+            actor=actor.email,
+            action="user.role_changed",
+            email=user.email,
+            details={"before": before.value, "after": wanted.value},
+        )
+        return RoleChange(info, before)
 
 
 def grant_tenant(engine: Engine, acting: Actor | str, email: str, tenant_id: str) -> UserInfo:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine, select
 
 from apps.cli.main import main
-from recon.db.models import AuditEntry, User
+from recon.db.models import User
 from recon.db.tenancy import admin_session, tenant_session
 from recon.errors import ConflictError, NotFoundError, PermissionDeniedError, RuleViolationError
 from recon.review.access import Permission, Role, require
@@ -33,58 +31,30 @@ from recon.review.users import (
     set_password,
 )
 from recon.settings import Environment, Settings
-from recon.tenants import TenantSettings, add_tenant
+from tests.integration.user_fixtures import (
+    ADMIN,
+    BACKENDS,
+    PASSWORD,
+    Backend,
+    bootstrapped,
+    cli,
+    make_backend,
+    user_audit,
+)
 
-ADMIN = "root@acme.test"
-PASSWORD = "correct horse battery staple"
 ISSUER = "https://login.acme.test"
 
 
-@dataclass(frozen=True)
-class Backend:
-    owner: Engine
-    app: Engine
-    url: str
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
     """A migrated database with tenants acme and globex; the CLI points at the app role."""
-    if request.param == "sqlite":
-        engine = request.getfixturevalue("sqlite_engine")
-        found = Backend(engine, engine, request.getfixturevalue("sqlite_url"))
-    else:
-        found = Backend(
-            request.getfixturevalue("pg_owner_engine"),
-            request.getfixturevalue("pg_app_engine"),
-            request.getfixturevalue("pg_app_url"),
-        )
-    monkeypatch.setenv("RECON_DATABASE_URL", found.url)
-    with admin_session(found.owner) as session:
-        for tenant in ("acme", "globex"):
-            add_tenant(session, tenant, tenant.title(), TenantSettings(), actor="test")
-    yield found
+    return make_backend(request, monkeypatch)
 
 
 @pytest.fixture
 def app(backend: Backend) -> Engine:
     """The application engine with a bootstrapped admin (granted acme)."""
-    add_user(backend.app, None, ADMIN, "admin", tenants=["acme"])
-    return backend.app
-
-
-def _audit(engine: Engine, tenant: str) -> list[AuditEntry]:
-    with tenant_session(engine, tenant) as session:
-        query = select(AuditEntry).where(AuditEntry.entity == "user").order_by(AuditEntry.seq)
-        return list(session.scalars(query))
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str, stdin: str = "") -> tuple[int, str, str]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return bootstrapped(backend)
 
 
 # -- the service -----------------------------------------------------------------------------------
@@ -120,7 +90,7 @@ def test_each_change_is_audited_naming_the_acting_admin(app: Engine) -> None:
     disable_user(app, ADMIN, "ana@acme.test")
     assert enable_user(app, ADMIN, "ana@acme.test").active is True
 
-    acme = [(e.actor, e.action, e.entity_id) for e in _audit(app, "acme")]
+    acme = [(e.actor, e.action, e.entity_id) for e in user_audit(app, "acme")]
     assert acme == [
         ("bootstrap", "user.added", ADMIN),
         (ADMIN, "user.added", "ana@acme.test"),
@@ -128,7 +98,7 @@ def test_each_change_is_audited_naming_the_acting_admin(app: Engine) -> None:
         (ADMIN, "user.disabled", "ana@acme.test"),
         (ADMIN, "user.enabled", "ana@acme.test"),
     ]
-    globex = [(e.actor, e.action) for e in _audit(app, "globex")]
+    globex = [(e.actor, e.action) for e in user_audit(app, "globex")]
     assert globex == [
         (ADMIN, "user.granted"),
         (ADMIN, "user.password_set"),
@@ -211,7 +181,7 @@ def test_the_hash_is_argon2id_and_the_password_is_nowhere(app: Engine) -> None:
         values = [str(getattr(row, c.key)) for c in User.__table__.columns]
     assert stored is not None and stored.startswith("$argon2id$")
     assert not any(PASSWORD in value for value in values)
-    for entry in _audit(app, "acme"):
+    for entry in user_audit(app, "acme"):
         text = json.dumps(entry.details)
         assert PASSWORD not in text and "argon2" not in text
     info = next(u for u in list_users(app, ADMIN) if u.email == "ana@acme.test")
@@ -320,7 +290,7 @@ def test_oidc_maps_by_email_and_by_group(app: Engine, monkeypatch: pytest.Monkey
         app, {"iss": ISSUER, "email": "ana@acme.test", "groups": ["x", "recon-finance"]}
     )
     assert (ana.email, ana.role) == ("ana@acme.test", Role.FINANCE)
-    changed = [(e.actor, e.action, e.details) for e in _audit(app, "acme")][-1]
+    changed = [(e.actor, e.action, e.details) for e in user_audit(app, "acme")][-1]
     assert changed == (
         f"oidc:{ISSUER}",
         "user.role_changed",
@@ -353,7 +323,7 @@ def test_oidc_creates_users_when_the_mapping_says_so(app: Engine) -> None:
     actor = actor_from_identity(app, claims, mapping)
     assert (actor.email, actor.role, actor.display_name) == ("new@acme.test", Role.AUDITOR, "Nia")
     assert granted_tenants(app, actor) == ["globex"]
-    created = _audit(app, "globex")[-1]
+    created = user_audit(app, "globex")[-1]
     assert (created.actor, created.action) == (f"oidc:{ISSUER}", "user.added_from_identity")
     with pytest.raises(PermissionDeniedError):
         authenticate(app, "new@acme.test", PASSWORD)  # no local password: OIDC only

@@ -1,4 +1,5 @@
-"""Users (admins): who may sign in, with which role and tenants; add, grant, revoke, disable."""
+"""Users (admins): who may sign in, with which role and tenants; add, change a role, grant,
+revoke, disable. Every control is one service call, which checks the acting admin itself."""
 
 from __future__ import annotations
 
@@ -71,3 +72,12 @@ if emails:
         _run(f"{who} lost {tenant_id}", service.revoke_tenant, engine, me, who, tenant_id)
     if cols[2].button("Disable"):
         _run(f"{who} disabled", service.disable_user, engine, me, who)
+    roles = [r.value for r in Role]
+    current = next(u.role.value for u in people if u.email == who)
+    role_cols = st.columns(2)
+    new_role = role_cols[0].selectbox(
+        f"Role of {who}", roles, index=roles.index(current), key=f"role_pick_{who}"
+    )
+    if role_cols[1].button("Change role", key="role_set", disabled=new_role == current):
+        _run(f"{who} is now {new_role} (was {current})", service.set_role, engine, me, who,
+             new_role)  # fmt: skip
