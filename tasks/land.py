@@ -1,10 +1,14 @@
 """Land raw first: every provider response page is stored verbatim, with its hash, before it
 is parsed; a re-run replays the stored pages instead of calling the provider again.
 
-Each page is committed in its own transaction as it arrives, so a crash mid-fetch keeps what was
-fetched. A fetch only counts for replay once its last page landed (`completed_at`); one that never
-completes (killed, or the provider failed half-way) is marked superseded as soon as a complete fetch
-covers its window, and is never replayed, so its pages are kept as evidence but never counted.
+Pages are committed in batches as they arrive (every `BATCH_PAGES` pages or `BATCH_BYTES` of
+bodies, each batch one short transaction, never one held open across a provider's call), and the
+last batch in the transaction that marks the fetch complete. A fetch only counts for replay once
+its last page landed (`completed_at`); one that never completes (killed, or the provider failed
+half-way) is marked superseded as soon as a complete fetch covers its window, and is never
+replayed, so its pages are kept as evidence but never counted. A provider's error commits the
+pages received before it (the evidence); a process killed mid-fetch loses at most the pages of
+its open batch, which belonged to a fetch that could never be replayed anyway.
 
 A window is served from the store when the complete fetches together cover every one of its days
 (`find_cover`): one longer fetch, or several shorter ones. The caller cuts what they hold to the
@@ -13,16 +17,23 @@ window (`tasks.load.restrict`), so a replay serves the window and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from connectors.pages import Page
 from recon.db.base import utcnow
 from recon.db.models import RawFetch, RawPayload
 from recon.db.tenancy import tenant_session
+
+BATCH_PAGES = 50
+"""Pages landed per transaction (one commit, one fsync on SQLite, for this many)."""
+BATCH_BYTES = 8 * 1024 * 1024
+"""A batch is committed early once its bodies reach this many bytes (bounds the memory held)."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,26 @@ class FetchScope:
 
 
 class PageLander:
-    """Stores pages of one fetch as they arrive; `finish` marks the fetch complete."""
+    """Stores pages of one fetch as they arrive, in batches; `finish` lands the last batch and
+    marks the fetch complete in one transaction."""
 
-    def __init__(self, engine: Engine, tenant_id: str, scope: FetchScope, run_id: str | None):
+    def __init__(
+        self,
+        engine: Engine,
+        tenant_id: str,
+        scope: FetchScope,
+        run_id: str | None,
+        *,
+        batch_pages: int = BATCH_PAGES,
+        batch_bytes: int = BATCH_BYTES,
+    ):
         self._engine = engine
         self._tenant = tenant_id
         self._scope = scope
+        self._batch_pages = max(1, batch_pages)
+        self._batch_bytes = batch_bytes
+        self._pending: list[Page] = []
+        self._pending_bytes = 0
         self.stored: list[StoredPage] = []
         with tenant_session(engine, tenant_id) as session:
             fetch = RawFetch(
@@ -67,12 +92,40 @@ class PageLander:
             self.fetch_id = fetch.id
 
     def __call__(self, page: Page) -> None:
-        """Store one page in its own committed transaction."""
+        """Take one page; a full batch is committed in its own transaction."""
+        self._pending.append(page)
+        self._pending_bytes += len(page.body)
+        if len(self._pending) >= self._batch_pages or self._pending_bytes >= self._batch_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the pages taken since the last batch (nothing when there are none)."""
+        if not self._pending:
+            return
         with tenant_session(self._engine, self._tenant) as session:
-            row = RawPayload(
+            landed = self._add_pending(session)
+        self._landed(landed)
+
+    def finish(self) -> list[StoredPage]:
+        """Land the last batch, mark the fetch complete (it may now be replayed), in one
+        transaction, and return its pages."""
+        with tenant_session(self._engine, self._tenant) as session:
+            landed = self._add_pending(session)
+            fetch = session.get(RawFetch, self.fetch_id)
+            if fetch is None:  # pragma: no cover - the row was written in __init__
+                raise RuntimeError(f"raw fetch {self.fetch_id} vanished")
+            fetch.pages = len(self.stored) + len(landed)
+            fetch.completed_at = utcnow()
+        self._landed(landed)
+        supersede_unfinished(self._engine, self._tenant, self._scope)
+        return list(self.stored)
+
+    def _add_pending(self, session: Session) -> list[StoredPage]:
+        rows = [
+            RawPayload(
                 tenant_id=self._tenant,
                 fetch_id=self.fetch_id,
-                page=len(self.stored),
+                page=len(self.stored) + number,
                 provider=self._scope.provider,
                 account_ref=self._scope.account_ref,
                 endpoint=page.endpoint,
@@ -81,20 +134,28 @@ class PageLander:
                 content_sha256=page.sha256,
                 body=page.body,
             )
-            session.add(row)
-            session.flush()
-            self.stored.append(StoredPage(row.id, page))
+            for number, page in enumerate(self._pending)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [StoredPage(row.id, page) for row, page in zip(rows, self._pending, strict=True)]
 
-    def finish(self) -> list[StoredPage]:
-        """Mark the fetch complete (it may now be replayed) and return its pages."""
-        with tenant_session(self._engine, self._tenant) as session:
-            fetch = session.get(RawFetch, self.fetch_id)
-            if fetch is None:  # pragma: no cover - the row was written in __init__
-                raise RuntimeError(f"raw fetch {self.fetch_id} vanished")
-            fetch.pages = len(self.stored)
-            fetch.completed_at = utcnow()
-        supersede_unfinished(self._engine, self._tenant, self._scope)
-        return list(self.stored)
+    def _landed(self, landed: list[StoredPage]) -> None:
+        """The batch is committed: its pages count as stored."""
+        self.stored.extend(landed)
+        self._pending = []
+        self._pending_bytes = 0
+
+
+def _fetch_into(lander: PageLander, fetch: Fetch) -> None:
+    """Run `fetch` into `lander`; when it fails, the pages taken so far are committed first (as
+    evidence of the unfinished fetch) and the fetch's error is raised, not the commit's."""
+    try:
+        fetch(lander)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the provider's error is the one to report
+            lander.flush()
+        raise
 
 
 def find_replay(engine: Engine, tenant_id: str, scope: FetchScope) -> int | None:
@@ -232,7 +293,7 @@ def land_or_replay(
         if replay is not None:
             return LandedPages(replay, stored_pages(engine, tenant_id, replay), replayed=True)
     lander = PageLander(engine, tenant_id, scope, run_id)
-    fetch(lander)
+    _fetch_into(lander, fetch)
     return LandedPages(lander.fetch_id, lander.finish(), replayed=False)
 
 
@@ -268,7 +329,7 @@ def serve(
             pages = [p for f in cover for p in stored_pages(engine, tenant_id, f.fetch_id)]
             return ServedPages(cover, pages, replayed=True)
     lander = PageLander(engine, tenant_id, scope, run_id)
-    fetch(lander)
+    _fetch_into(lander, fetch)
     stored = lander.finish()
     landed = StoredFetch(lander.fetch_id, scope.window_from, scope.window_to)
     return ServedPages([landed], stored, replayed=False)
