@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -279,22 +279,80 @@ class ChainReport:
         return self.first_break is None
 
 
-def _entry_problem(entry: AuditEntry, key: ChainKey, keyed_before: bool) -> str | None:
-    version = entry.chain_version or CHAIN_SHA256
+CHAIN_COLUMNS = (
+    AuditEntry.id, AuditEntry.tenant_id, AuditEntry.seq, AuditEntry.occurred_at, AuditEntry.actor,
+    AuditEntry.action, AuditEntry.entity, AuditEntry.entity_id, AuditEntry.details,
+    AuditEntry.prev_hash, AuditEntry.entry_hash, AuditEntry.chain_version, AuditEntry.key_id,
+)  # fmt: skip
+"""What verification reads of an entry, in this order: `verify_chain` streams these as plain rows
+(an ORM object per entry cost most of the time of a 100k-entry walk)."""
+StoredEntry = tuple[
+    int, str, int, dt.datetime, str, str, str, str, Any, str, str, "int | None", "str | None"
+]
+_CHAIN_BATCH = 5000
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_quote = json.encoder.encode_basestring  # the string encoder canonical_json uses (non-ASCII kept)
+
+
+def stored_entry(entry: AuditEntry) -> StoredEntry:
+    """An ORM entry as the row `verify_chain` reads (`CHAIN_COLUMNS`)."""
+    return (entry.id, entry.tenant_id, entry.seq, entry.occurred_at, entry.actor, entry.action,
+            entry.entity, entry.entity_id, entry.details, entry.prev_hash, entry.entry_hash,
+            entry.chain_version, entry.key_id)  # fmt: skip
+
+
+def stored_payload(row: StoredEntry) -> bytes:
+    """`canonical_json(entry_payload(entry))` in UTF-8 for a stored row, written field by field in
+    the payload's sorted key order (no dict to build and sort): byte for byte the same, and a row
+    with a field of any other type than the columns give takes the dict path itself."""
+    _, tenant, seq, at, actor, action, entity, entity_id, details, _, _, version, key_id = row
+    if not (
+        type(tenant) is str and type(actor) is str and type(action) is str
+        and type(entity) is str and type(entity_id) is str and type(seq) is int
+        and isinstance(at, dt.datetime) and (version is None or type(version) is int)
+        and (key_id is None or type(key_id) is str)
+    ):  # fmt: skip
+        entry = AuditEntry(
+            tenant_id=tenant, seq=seq, occurred_at=at, actor=actor, action=action, entity=entity,
+            entity_id=entity_id, details=details, chain_version=version, key_id=key_id,
+        )  # fmt: skip
+        return canonical_json(entry_payload(entry)).encode("utf-8")
+    if (version or CHAIN_SHA256) >= CHAIN_HMAC:
+        key = "null" if key_id is None else _quote(key_id)
+        return (
+            f'{{"action":{_quote(action)},"actor":{_quote(actor)},"chain_version":{version},'
+            f'"details":{_JSON.encode(details)},"entity":{_quote(entity)},'
+            f'"entity_id":{_quote(entity_id)},"key_id":{key},'
+            f'"occurred_at":"{_timestamp(at)}","seq":{seq},"tenant_id":{_quote(tenant)}}}'
+        ).encode()
+    return (
+        f'{{"action":{_quote(action)},"actor":{_quote(actor)},'
+        f'"details":{_JSON.encode(details)},"entity":{_quote(entity)},'
+        f'"entity_id":{_quote(entity_id)},'
+        f'"occurred_at":"{_timestamp(at)}","seq":{seq},"tenant_id":{_quote(tenant)}}}'
+    ).encode()
+
+
+def _entry_problem(row: StoredEntry, key: ChainKey, keyed_before: bool) -> str | None:
+    prev_hash, entry_hash, version, key_id = row[9], row[10], row[11] or CHAIN_SHA256, row[12]
     if version == CHAIN_SHA256:
         if keyed_before:
             return "is an unkeyed entry after keyed ones (it was written without the key)"
-        if compute_hash(entry.prev_hash, entry_payload(entry)) != entry.entry_hash:
+        if (
+            hashlib.sha256(prev_hash.encode("ascii") + stored_payload(row)).hexdigest()
+            != entry_hash
+        ):
             return "was changed after it was written (its hash does not match its content)"
         return None
     if version != CHAIN_HMAC:
         return f"has an unknown chain format {version}"
-    if entry.key_id != key.key_id:
+    if key_id != key.key_id:
         return (
-            f"was keyed with audit_chain_key id {entry.key_id}, not with the configured key "
+            f"was keyed with audit_chain_key id {key_id}, not with the configured key "
             f"(id {key.key_id}): the wrong key is configured, or the entry was forged"
         )
-    if compute_keyed_hash(key, entry.prev_hash, entry_payload(entry)) != entry.entry_hash:
+    message = prev_hash.encode("ascii") + stored_payload(row)
+    if hmac.digest(key.chain, message, "sha256").hex() != entry_hash:
         return "was changed after it was written (its HMAC does not match its content)"
     return None
 
@@ -303,34 +361,40 @@ def verify_entries(
     tenant_id: str, entries: Iterable[AuditEntry], key: ChainKey | None = None
 ) -> ChainReport:
     """Walk entries in id order (the order they were written) and report the first break."""
+    return verify_rows(tenant_id, map(stored_entry, entries), key)
+
+
+def verify_rows(
+    tenant_id: str, rows: Iterable[StoredEntry], key: ChainKey | None = None
+) -> ChainReport:
+    """`verify_entries` over rows of `CHAIN_COLUMNS`, in id order."""
     chain_key = key or resolve_chain_key()
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
     keyed_before = False
-    unkeyed_tail: AuditEntry | None = None
-    for entry in entries:
+    unkeyed_tail: tuple[int, int] | None = None  # (seq, id) of the first unkeyed entry at the end
+    for row in rows:
+        entry_id, seq, stored_prev, version = row[0], row[2], row[9], row[11]
         count += 1
         reason: str | None = None
-        if entry.seq != expected_seq:
-            reason = (
-                f"has sequence {entry.seq} where {expected_seq} was expected (missing or moved)"
-            )
-        elif entry.prev_hash != prev_hash:
+        if seq != expected_seq:
+            reason = f"has sequence {seq} where {expected_seq} was expected (missing or moved)"
+        elif stored_prev != prev_hash:
             reason = "does not point at the previous entry's hash (an entry before it changed)"
         else:
-            reason = _entry_problem(entry, chain_key, keyed_before)
+            reason = _entry_problem(row, chain_key, keyed_before)
         if reason is not None:
             return ChainReport(
                 tenant_id,
                 count,
                 prev_hash,
-                ChainBreak(tenant_id, entry.seq, entry.id, reason),
+                ChainBreak(tenant_id, seq, entry_id, reason),
                 expected_seq - 1,
             )
-        if (entry.chain_version or CHAIN_SHA256) == CHAIN_HMAC:
+        if (version or CHAIN_SHA256) == CHAIN_HMAC:
             keyed_before, unkeyed_tail = True, None
         elif unkeyed_tail is None:
-            unkeyed_tail = entry
-        prev_hash = entry.entry_hash
+            unkeyed_tail = (seq, entry_id)
+        prev_hash = row[10]
         expected_seq += 1
     head_seq = expected_seq - 1
     if count == 0:
@@ -347,18 +411,24 @@ def verify_entries(
             "were not rewritten; if they were written before the chain was keyed, `recon audit "
             f"seal --tenant {tenant_id}` binds them"
         )
-        broken = ChainBreak(tenant_id, unkeyed_tail.seq, unkeyed_tail.id, reason, "unkeyed")
+        broken = ChainBreak(tenant_id, *unkeyed_tail, reason, "unkeyed")
         return ChainReport(tenant_id, count, prev_hash, broken, head_seq)
     return ChainReport(tenant_id, count, prev_hash, None, head_seq)
 
 
 def verify_chain(session: Session, tenant_id: str, key: ChainKey | None = None) -> ChainReport:
-    """Verify one tenant's whole chain as stored."""
+    """Verify one tenant's whole chain as stored, streamed in batches of plain rows."""
     chain_key = key or resolve_chain_key()
-    entries = session.scalars(
-        select(AuditEntry).where(AuditEntry.tenant_id == tenant_id).order_by(AuditEntry.id)
+    rows = session.connection().execute(  # Core rows: no ORM object per entry
+        select(*CHAIN_COLUMNS)
+        .where(AuditEntry.tenant_id == tenant_id)
+        .order_by(AuditEntry.id)
+        .execution_options(yield_per=_CHAIN_BATCH)
     )
-    return verify_entries(tenant_id, entries, chain_key)
+    try:
+        return verify_rows(tenant_id, cast("Iterable[StoredEntry]", rows), chain_key)
+    finally:
+        rows.close()  # a break ends the walk early: release the server-side cursor
 
 
 # -- anchors ---------------------------------------------------------------------------------------
@@ -482,7 +552,7 @@ def anchor_for(source: Session | Engine, tenant_id: str, key: ChainKey | None = 
             f"tenant {tenant_id}'s newest audit entry (seq {head.seq}) is not keyed; run "
             f"`recon audit seal --tenant {tenant_id}` before anchoring"
         )
-    problem = _entry_problem(head, chain_key, keyed_before=True)
+    problem = _entry_problem(stored_entry(head), chain_key, keyed_before=True)
     if problem is not None:
         raise AuditChainBrokenError(
             f"audit chain broken at {ChainBreak(tenant_id, head.seq, head.id, problem)}"
