@@ -1,16 +1,18 @@
-"""`recon run`: one reconciliation run of a tenant for a date range, as a Prefect flow."""
+"""`recon run`: one reconciliation run of a tenant for a date range, as a Prefect flow (started
+by `flows.launch`, which the UI's re-run form uses too; `run_flow` and `HEARTBEAT_SECONDS` are
+re-exported from there for the other commands)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from apps.cli.context import console, runtime
+from flows.launch import HEARTBEAT_SECONDS, reconcile_here, run_flow
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.money import format_amount
@@ -19,21 +21,7 @@ from recon.tenant_admin import active_tenant
 if TYPE_CHECKING:
     from flows.outcome import RunOutcome
 
-HEARTBEAT_SECONDS = 30
-"""How often a flow run started here sends a heartbeat: what prefect.yaml sets for deployments
-(Prefect's minimum). automations/zombie-flow-runs.yaml crashes a run silent for 3 of them; with
-Prefect's default (180 s) an ad hoc run on a shared server would be crashed while still working."""
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def run_flow(flow: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Call a flow here with the heartbeat frequency the deployments use."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}):
-        return flow(*args, **kwargs)
+__all__ = ["HEARTBEAT_SECONDS", "parse_day", "print_summary", "run_command", "run_flow"]
 
 
 def parse_day(value: str, option: str) -> dt.date:
@@ -99,17 +87,12 @@ def run_command(
     from recon.audit import resolve_chain_key
 
     resolve_chain_key(rt.secrets)  # stop before Prefect starts when the audit key is missing
-    from apps.prefect_server import local_prefect_api
-    from flows.reconcile import reconcile
-
-    local_prefect_api()
-    with console.status(f"reconciling {tenant} {start}..{end}", spinner="dots"):
-        result = run_flow(
-            reconcile,
-            tenant=tenant,
-            date_from=start,
-            date_to=end,
-            sources=source or None,
-            refetch=refetch,
-        )
+    result = reconcile_here(
+        tenant,
+        start,
+        end,
+        sources=source or None,
+        refetch=refetch,
+        announce=lambda: console.status(f"reconciling {tenant} {start}..{end}", spinner="dots"),
+    )
     print_summary(result)
