@@ -44,6 +44,7 @@ from recon.matching.validate import prepare_transactions
 from recon.money import format_amount
 from recon.review.ledger import held_by_invoice, lock_books, whmcs_view
 from recon.tenants import TenantSettings
+from tasks.cover import wait_for_cover
 from tasks.decisions import (
     RECORDED_RULE_PREFIX,
     live_allocations,
@@ -90,6 +91,13 @@ def _window_transactions(session: Session, window: tuple[dt.date, dt.date]) -> l
             .order_by(Transaction.source, Transaction.account_ref, Transaction.source_id)
         )
     )
+
+
+def payouts_read(window: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
+    """The arrival days of the payouts a window's run reads: the window and
+    `PAYOUT_MARGIN_DAYS` on each side."""
+    margin = dt.timedelta(days=PAYOUT_MARGIN_DAYS)
+    return window[0] - margin, window[1] + margin
 
 
 def build_frames(
@@ -190,12 +198,10 @@ def build_frames(
         and r.invoice_id
         and r.whmcs_txn_id not in confirmed_elsewhere
     ]
-    margin = dt.timedelta(days=PAYOUT_MARGIN_DAYS)
+    arrivals = payouts_read(window)
     payouts = list(
         session.scalars(
-            select(Payout).where(
-                Payout.arrival_on >= window[0] - margin, Payout.arrival_on <= window[1] + margin
-            )
+            select(Payout).where(Payout.arrival_on >= arrivals[0], Payout.arrival_on <= arrivals[1])
         )
     )
     payout_ids = {p.payout_id for p in payouts}
@@ -326,10 +332,14 @@ def reconcile_window(
         timings = {"read": time.perf_counter() - clock}
         clock = time.perf_counter()
         result = without_vetoed(session, run_engine(frames, config), window_refs)
+        # payout judgements wait for the stored fetches to hold the days they need
+        result, waiting = wait_for_cover(session, result, frames, config, payouts_read(window))
         timings["match"] = time.perf_counter() - clock
         clock = time.perf_counter()
         allocations = store_allocations(session, tenant_id, run_id, result, window_refs)
-        exceptions = store_exceptions(session, tenant_id, run_id, result, window_refs)
+        exceptions = store_exceptions(
+            session, tenant_id, run_id, result, window_refs, waiting.credits
+        )
         store_payout_matches(session, tenant_id, run_id, result, window_refs)
     timings["store"] = time.perf_counter() - clock  # the commit included
     log.info(
