@@ -18,7 +18,7 @@ from recon.matching.book import Book
 from recon.matching.candidates import Candidates, relation
 from recon.matching.decide import Decisions
 from recon.matching.rules import FEE
-from recon.matching.vec import expand, first_of_groups, group_sum
+from recon.matching.vec import expand, first_of_groups, group_sum, lexsort
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -57,7 +57,7 @@ def asked_shares(book: Book, cands: Candidates, decisions: Decisions, balance: I
 
 def serve_in_booking_order(shares: Shares, balance: I64) -> Shares:
     """Cap each share by what earlier payments (lower positions) left open on its invoice."""
-    order = np.lexsort((shares.p, shares.invoice))
+    order = lexsort((shares.p, shares.invoice))
     inv = shares.invoice[order]
     asked = shares.asked[order]
     first = first_of_groups(inv)
@@ -92,7 +92,7 @@ class PaymentOutcome:
 
 def outcomes(book: Book, shares: Shares) -> PaymentOutcome:
     """Sum the shares per payment (payments sorted, each once)."""
-    order = np.lexsort((shares.invoice, shares.p))
+    order = lexsort((shares.invoice, shares.p))
     p = shares.p[order]
     first = first_of_groups(p)
     group = np.cumsum(first) - 1

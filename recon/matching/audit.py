@@ -27,7 +27,7 @@ from recon.matching.parsing import days_to_iso
 from recon.matching.payouts import Money, judged_frame, money_of
 from recon.matching.prepare import Prepared
 from recon.matching.references import LABELLED, provider_ids
-from recon.matching.vec import KeyIndex, csr, expand, first_of_groups, group_sum
+from recon.matching.vec import KeyIndex, csr, expand, first_of_groups, group_sum, lexsort
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -93,7 +93,7 @@ def _confirm(book: Book, rec: Recorded, ledger: Ledger, p: I64, r: I64, rule: st
     consumed = np.zeros(book.n_transactions, dtype=bool)
     if not len(p):
         return consumed
-    order = np.lexsort((r, rec.date[r], p))
+    order = lexsort((r, rec.date[r], p))
     p, r = p[order], r[order]
     want = rec.open_amount[r]
     first = first_of_groups(p)
@@ -157,7 +157,7 @@ def confirm_by_transid(book: Book, rec: Recorded, ledger: Ledger, incoming: Bool
         row, quoted = provider_ids(book.references(providers))
         quoted_code = codes_in(quoted, unique)
         hit = quoted_code >= 0
-        by = np.lexsort((providers[row[hit]], quoted_code[hit]))
+        by = lexsort((providers[row[hit]], quoted_code[hit]))
         q_code, q_payment = quoted_code[hit][by], providers[row[hit]][by]
         first = first_of_groups(q_code)
         fill = np.full(len(unique), -1, dtype=np.int64)

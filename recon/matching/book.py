@@ -23,7 +23,7 @@ from recon.matching.frames import EXTRA_STATUSES, INVOICE_STATUSES, OPEN_STATUSE
 from recon.matching.names import NameKeys, name_keys
 from recon.matching.numbering import number_formats
 from recon.matching.references import InvoiceKeys, invoice_keys
-from recon.matching.vec import KeyIndex, first_of_groups
+from recon.matching.vec import KeyIndex, first_of_groups, lexsort
 from recon.money import minor_exponent
 
 I64 = npt.NDArray[np.int64]
@@ -268,7 +268,7 @@ def build_book(inputs: MatchInputs, config: MatchConfig) -> Book:
         inv_open_status=np.isin(status, open_codes),
         inv_paid_status=status == STATUSES.index("Paid"),
         inv_num_key=num_key,
-        by_client=np.lexsort((inv_id, due_on, inv_client)).astype(np.int64),
+        by_client=lexsort((inv_id, due_on, inv_client)).astype(np.int64),
         keys=keys,
         client_pairs=KeyIndex.build(pairs),
         client_pair_level=client_keys.level,
@@ -311,7 +311,7 @@ def _client_keys(
     client = owner[present][found.row]
     # one row per (client, key): a client whose two names share a key counts once
     pairs = pair_key(client, found.key)
-    order = np.lexsort((-found.level.astype(np.int64), pairs))
+    order = lexsort((-found.level.astype(np.int64), pairs))
     first = first_of_groups(pairs[order])
     keep = order[first]
     keys = NameKeys(client[keep], found.key[keep], found.level[keep])

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from recon.matching.book import Book, pair_key
-from recon.matching.prepare import Prepared, payer_level
+from recon.matching.book import Book
+from recon.matching.pass_state import PassState, RefFacts, Singles, relation
+from recon.matching.prepare import Prepared
 from recon.matching.references import FORMATTED, LABELLED, is_cut_prefix, one_edit_apart
 from recon.matching.rules import (
     EXACT,
@@ -27,27 +28,39 @@ from recon.matching.rules import (
     OVER,
     PARTIAL,
     VIA_CUT,
-    VIA_MULTI,
     VIA_NAME,
     VIA_REF,
     VIA_SUBSET,
     VIA_TYPO,
     Features,
 )
-from recon.matching.subsets import exact_subsets
+from recon.matching.subset_candidates import Groups, subset_candidates
 from recon.matching.variants import variant_candidates
-from recon.matching.vec import csr, dense_rank, expand, first_of_groups, group_max, group_min
+from recon.matching.vec import (
+    csr,
+    dense_rank,
+    expand,
+    first_of_groups,
+    group_max,
+    group_min,
+    lexsort,
+)
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 NO_CONFLICT, CLOSED, OTHER_CURRENCY = 0, 1, 2
-# the open invoices of one client considered for a subset sum, oldest first
-_SUBSET_POOL = 64
-# the clients sharing a payer's name whose open invoices are searched for subsets
-_SUBSET_CLIENTS = 5
 
-__all__ = ["CLOSED", "NO_CONFLICT", "OTHER_CURRENCY", "OVER", "PARTIAL", "Candidates"]
+__all__ = [
+    "CLOSED",
+    "NO_CONFLICT",
+    "OTHER_CURRENCY",
+    "OVER",
+    "PARTIAL",
+    "Candidates",
+    "build_candidates",
+    "relation",
+]
 
 
 @dataclass(frozen=True)
@@ -65,127 +78,6 @@ class Candidates:
     conflict_kind: I64
 
 
-def relation(amount: I64, balance: I64, fee_cap: I64, basis_points: int) -> I64:
-    """EXACT, FEE (short within tolerance), PARTIAL or OVER, in exact integer arithmetic."""
-    gap = balance - amount
-    fee = (gap > 0) & (gap <= fee_cap) & (gap * 10_000 <= balance * basis_points)
-    return np.select([gap == 0, fee, gap > 0], [EXACT, FEE, PARTIAL], default=OVER).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class _Pass:
-    """What one pass works with: the payments still to place and the invoices still open."""
-
-    book: Book
-    prep: Prepared
-    residual: Bools
-    balance: I64
-    is_open: Bools
-    open_by_client: I64  # open invoices sorted by (client, due date, id)
-    client_start: I64
-    client_count: I64
-
-    def relation(self, p: I64, i: I64) -> I64:
-        book = self.book
-        return relation(
-            book.txn_amount[p],
-            self.balance[i],
-            book.fee_cap[book.txn_ccy[p]],
-            book.config.fee_tolerance_basis_points,
-        )
-
-    def window(self, p: I64, i: I64, by_reference: bool | Bools) -> Bools:
-        """Booking date plausible for the invoice: the reference window or the name window."""
-        cfg = self.book.config
-        before = np.where(by_reference, cfg.ref_days_before_issue, cfg.name_days_before_issue)
-        after = np.where(by_reference, cfg.ref_days_after_due, cfg.name_days_after_due)
-        booked = self.book.txn_booked[p].astype(np.int64)
-        return (booked >= self.book.inv_issued[i] - before) & (
-            booked <= self.book.inv_due[i] + after
-        )
-
-    def overdue_window(self, p: I64, i: I64) -> Bools:
-        """Issued by the payment's date (give or take the name window's days before issue) and
-        not overdue longer than `name_overdue_days`: what a payer's name may still be paying."""
-        cfg = self.book.config
-        booked = self.book.txn_booked[p].astype(np.int64)
-        return (booked >= self.book.inv_issued[i].astype(np.int64) - cfg.name_days_before_issue) & (
-            booked <= self.book.inv_due[i].astype(np.int64) + cfg.name_overdue_days
-        )
-
-    def open_invoices_of(self, client: I64) -> tuple[I64, I64]:
-        """(which client, open invoice) for every open invoice of each client, oldest first."""
-        which, slot = expand(self.client_start[client], self.client_count[client])
-        return which, self.open_by_client[slot]
-
-
-_FEATURE_DEFAULTS: dict[str, tuple[type, int]] = {
-    "labelled": (np.bool_, 0),
-    "level": (np.int64, 0),
-    "key_clients": (np.int64, 1),
-    "same_amount": (np.int64, 1),
-    "typo": (np.bool_, 0),
-    "cut": (np.bool_, 0),
-    "client_open": (np.int64, 1),
-    "name_fits": (np.int64, 1),
-}
-
-
-@dataclass
-class _Singles:
-    """Single-invoice candidates being assembled, one block per way of finding them."""
-
-    blocks: list[dict[str, npt.NDArray[np.generic]]]
-
-    def add(self, p: I64, i: I64, via: int, **features: npt.NDArray[np.generic]) -> None:
-        n = len(p)
-        block: dict[str, npt.NDArray[np.generic]] = {
-            "p": p,
-            "i": i,
-            "via": np.full(n, via, dtype=np.int64),
-        }
-        for name, (kind, default) in _FEATURE_DEFAULTS.items():
-            block[name] = np.asarray(features.get(name, np.full(n, default, dtype=kind)), kind)
-        self.blocks.append(block)
-
-    def column(self, name: str) -> npt.NDArray[np.generic]:
-        return np.concatenate([b[name] for b in self.blocks])
-
-
-@dataclass(frozen=True)
-class _RefFacts:
-    """What the references say, per payment and per usable (open, same currency) candidate."""
-
-    p: I64
-    i: I64
-    labelled: Bools
-    cut: Bools
-    level: I64
-    conflict_invoice: I64
-    conflict_kind: I64
-    holds_back: Bools
-    named: Bools  # names an open invoice with an invoice word, or one of the payer's
-    count: I64  # usable candidates per payment
-
-
-@dataclass(frozen=True)
-class _Groups:
-    """Multi-invoice candidates: one row per group, and their member invoices."""
-
-    group_p: I64
-    via: I64
-    labelled: Bools
-    level: I64
-    key_clients: I64
-    solutions: I64
-    complete: Bools
-    contains_ref: Bools
-    one_client: Bools
-    member_group: I64
-    member_invoice: I64
-    unsure: Bools  # per payment: a client's open invoices were too many to search them all
-
-
 def build_candidates(
     book: Book, prep: Prepared, residual: Bools, balance: I64, suggestions: bool = True
 ) -> Candidates:
@@ -196,14 +88,14 @@ def build_candidates(
     look for automatic allocations can skip it.
     """
     state = _pass_state(book, prep, residual, balance)
-    singles = _Singles([])
+    singles = Singles([])
     refs = _reference_candidates(state, singles)
     name_fits = _name_candidates(state, refs, singles)
     exact = np.zeros(book.n_transactions, dtype=bool)
     exact[refs.p[state.relation(refs.p, refs.i) == EXACT]] = True
     # a payer's open invoices are summed even when one of them has the amount: if a subset
     # fits too, the single invoice is only a guess
-    groups = _subset_candidates(state, refs, residual & ~exact)
+    groups = subset_candidates(state, refs, residual & ~exact)
     if suggestions:
         placed = np.zeros(book.n_transactions, dtype=bool)
         placed[singles.column("p")] = True
@@ -212,14 +104,14 @@ def build_candidates(
     return _assemble(state, singles, groups, refs, name_fits)
 
 
-def _pass_state(book: Book, prep: Prepared, residual: Bools, balance: I64) -> _Pass:
+def _pass_state(book: Book, prep: Prepared, residual: Bools, balance: I64) -> PassState:
     is_open = book.inv_open_status & (balance > 0)
     by_client = book.by_client[is_open[book.by_client]]
     start, count = csr(book.inv_client[by_client], int(book.inv_client.max(initial=-1)) + 1)
-    return _Pass(book, prep, residual, balance, is_open, by_client, start, count)
+    return PassState(book, prep, residual, balance, is_open, by_client, start, count)
 
 
-def _reference_candidates(state: _Pass, singles: _Singles) -> _RefFacts:
+def _reference_candidates(state: PassState, singles: Singles) -> RefFacts:
     """Invoices the reference numbers name; conflicts with closed or other-currency ones."""
     book, prep = state.book, state.prep
     n_txn = book.n_transactions
@@ -238,7 +130,7 @@ def _reference_candidates(state: _Pass, singles: _Singles) -> _RefFacts:
     foreign = strong & is_open & ~same_ccy
     conflicting = np.flatnonzero(closed | foreign)
     # per payment, report the conflicting invoice that fits best, then the lowest position
-    order = np.lexsort((i[conflicting], ~fits[conflicting], p[conflicting]))
+    order = lexsort((i[conflicting], ~fits[conflicting], p[conflicting]))
     conflicting = conflicting[order]
     chosen = conflicting[first_of_groups(p[conflicting])]
     conflict_invoice = np.full(n_txn, -1, dtype=np.int64)
@@ -255,7 +147,7 @@ def _reference_candidates(state: _Pass, singles: _Singles) -> _RefFacts:
         singles.add(p[mask], i[mask], via, labelled=labelled[mask], level=level[mask])
     named = np.zeros(n_txn, dtype=bool)
     named[p[labelled | (level >= 1)]] = True
-    return _RefFacts(
+    return RefFacts(
         p=p,
         i=i,
         labelled=labelled,
@@ -269,7 +161,7 @@ def _reference_candidates(state: _Pass, singles: _Singles) -> _RefFacts:
     )
 
 
-def _name_candidates(state: _Pass, refs: _RefFacts, singles: _Singles) -> I64:
+def _name_candidates(state: PassState, refs: RefFacts, singles: Singles) -> I64:
     """Open invoices of the client the payer's name points to.
 
     Skipped for payments whose reference already names an invoice of the payer with the amount
@@ -337,7 +229,7 @@ def _pair_equal_amounts(
     if not len(rows):
         return same_amount, keep
     client, amount = book.inv_client[i[rows]], balance[i[rows]]
-    key = np.lexsort((amount, client))
+    key = lexsort((amount, client))
     group = np.empty(len(rows), dtype=np.int64)
     group[key] = np.cumsum(first_of_groups(client[key], amount[key])) - 1
     # the invoice's rank in (due date, id) order, a single sortable number
@@ -380,118 +272,8 @@ def _number_checks(book: Book, prep: Prepared, p: I64, i: I64) -> tuple[Bools, B
     )
 
 
-def _subset_candidates(state: _Pass, refs: _RefFacts, want_client_sums: Bools) -> _Groups:
-    """Sets of open invoices that add up to a payment exactly.
-
-    Problems are (a) the invoices one reference names (every residual payment naming two or
-    more), and (b) the open invoices of one client, named by the reference (invoice word) or
-    by the payer's full name, for payments no single invoice matches exactly.
-    """
-    book, prep = state.book, state.prep
-    cfg = book.config
-    whole = ~refs.cut
-    rp, ri, rlab = refs.p[whole], refs.i[whole], refs.labelled[whole]
-    # (a) the invoices named in one reference
-    a_first = first_of_groups(rp)
-    a_problem = np.cumsum(a_first) - 1
-    a_size = np.bincount(a_problem)[a_problem] if len(rp) else np.zeros(0, np.int64)
-    a_rows = np.flatnonzero(a_size >= 2)
-    # (b) (payment, client) pairs, by reference before by payer
-    by_ref = rlab & want_client_sums[rp]
-    # every client a payer's name may be, up to a handful of them
-    wanted = prep.name_usable & want_client_sums[prep.name_p]
-    strong = wanted & (prep.name_kc <= _SUBSET_CLIENTS)
-    pair_p = np.concatenate([rp[by_ref], prep.name_p[strong]])
-    pair_c = np.concatenate([book.inv_client[ri[by_ref]], prep.name_client[strong]])
-    pair_ref = np.concatenate([np.ones(int(by_ref.sum()), bool), np.zeros(int(strong.sum()), bool)])
-    pair_level = np.concatenate([np.zeros(int(by_ref.sum()), np.int64), prep.name_level[strong]])
-    pair_kc = np.concatenate([np.ones(int(by_ref.sum()), np.int64), prep.name_kc[strong]])
-    order = np.lexsort((~pair_ref, pair_c, pair_p))
-    order = order[first_of_groups(pair_p[order], pair_c[order])]
-    pair_p, pair_c, pair_ref = pair_p[order], pair_c[order], pair_ref[order]
-    pair_level, pair_kc = pair_level[order], pair_kc[order]
-    which, b_i = state.open_invoices_of(pair_c)
-    b_p = pair_p[which]
-    # by name, the pool is what a single invoice may be found in too (overdue ones included),
-    # so that a subset reaching back to an old invoice holds back a single one of the amount
-    in_pool = np.where(
-        pair_ref[which],
-        state.window(b_p, b_i, by_reference=True),
-        state.overdue_window(b_p, b_i),
-    )
-    keep = (book.inv_ccy[b_i] == book.txn_ccy[b_p]) & in_pool
-    which, b_i = which[keep], b_i[keep]
-    # the pool is cut after the window, so that a cut pool is seen as such (`complete`)
-    first_few = (np.arange(len(which)) - np.searchsorted(which, which)) < _SUBSET_POOL
-    which, b_i = which[first_few], b_i[first_few]
-    # one problem numbering for both kinds
-    n_a = int(a_problem[a_rows].max()) + 1 if len(a_rows) else 0
-    problem = np.concatenate([a_problem[a_rows], which + n_a]).astype(np.int64)
-    member = np.concatenate([ri[a_rows], b_i]).astype(np.int64)
-    payment = np.full(n_a + len(pair_p), -1, dtype=np.int64)
-    payment[a_problem[a_rows]] = rp[a_rows]
-    payment[n_a:] = pair_p
-    via = np.where(np.arange(len(payment)) < n_a, VIA_MULTI, VIA_SUBSET)
-    level = np.concatenate([np.zeros(n_a, np.int64), pair_level])
-    key_clients = np.concatenate([np.ones(n_a, np.int64), pair_kc])
-    order = np.lexsort((member, problem))
-    problem, member = problem[order], member[order]
-    safe_payment = np.maximum(payment, 0)
-    solved = exact_subsets(
-        problem, state.balance[member], book.txn_amount[safe_payment], cfg.subset_max_invoices
-    )
-    m_problem = solved.member_problem
-    m_invoice = member[solved.member_row]
-    order = np.argsort(m_problem, kind="stable")
-    m_problem, m_invoice = m_problem[order], m_invoice[order]
-    groups, m_group = np.unique(m_problem, return_inverse=True)
-    m_group = m_group.astype(np.int64)
-    gp = payment[groups]
-    n_groups = len(groups)
-    # which members the reference names, among the named invoices of these payments
-    has_group = np.zeros(book.n_transactions, dtype=bool)
-    has_group[gp] = True
-    of_groups = has_group[refs.p]
-    named = _pair_set(refs.p[of_groups], refs.i[of_groups])
-    lab = of_groups & refs.labelled
-    member_p = gp[m_group]
-    in_ref = _contains(named, member_p, m_invoice)
-    in_lab = _contains(_pair_set(refs.p[lab], refs.i[lab]), member_p, m_invoice)
-    group_level = level[groups]
-    multi = via[groups] == VIA_MULTI
-    if multi.any():
-        member_level = payer_level(prep, member_p, book.inv_client[m_invoice])
-        group_level = np.where(multi, group_max(m_group, member_level, n_groups), group_level)
-    clients = book.inv_client[m_invoice]
-    unsure = np.zeros(book.n_transactions, dtype=bool)
-    unsure[payment[(via == VIA_SUBSET) & ~solved.complete]] = True
-    return _Groups(
-        group_p=gp,
-        via=via[groups].astype(np.int64),
-        labelled=group_max(m_group, in_lab.astype(np.int64), n_groups).astype(bool),
-        level=group_level,
-        key_clients=key_clients[groups],
-        solutions=solved.solutions[groups],
-        complete=solved.complete[groups],
-        contains_ref=group_max(m_group, in_ref.astype(np.int64), n_groups).astype(bool),
-        one_client=group_min(m_group, clients, n_groups, -1)
-        == group_max(m_group, clients, n_groups, -1),
-        member_group=m_group,
-        member_invoice=m_invoice,
-        unsure=unsure,
-    )
-
-
-def _pair_set(p: I64, i: I64) -> npt.NDArray[np.uint64]:
-    return np.unique(pair_key(p, i.astype(np.uint64)))
-
-
-def _contains(pairs: npt.NDArray[np.uint64], p: I64, i: I64) -> Bools:
-    return np.isin(pair_key(p, i.astype(np.uint64)), pairs, assume_unique=False)
-
-
 def _assemble(
-    state: _Pass, singles: _Singles, groups: _Groups, refs: _RefFacts, name_fits: I64
+    state: PassState, singles: Singles, groups: Groups, refs: RefFacts, name_fits: I64
 ) -> Candidates:
     p = singles.column("p").astype(np.int64)
     i = singles.column("i").astype(np.int64)

@@ -15,7 +15,7 @@ import pandas as pd
 from recon.matching.book import Book, pair_key
 from recon.matching.candidates import Candidates
 from recon.matching.rules import score
-from recon.matching.vec import first_of_groups, group_min, rank_within
+from recon.matching.vec import first_of_groups, group_min, lexsort, rank_within
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -61,7 +61,7 @@ def decide(book: Book, cands: Candidates) -> Decisions:
     p = cands.group_p[eligible]
     # best first within each payment: confidence, then the stronger rule, fewer invoices, lowest
     # invoice id (every key is a value, so the order does not depend on the input's order)
-    order = np.lexsort(
+    order = lexsort(
         (signature[eligible], lowest_id[eligible], members[eligible], rule[eligible],
          -confidence[eligible], p)
     )  # fmt: skip

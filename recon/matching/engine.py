@@ -45,6 +45,7 @@ from recon.matching.payouts import match_payouts
 from recon.matching.prepare import prepare
 from recon.matching.references import provider_ids
 from recon.matching.rules import RULES
+from recon.matching.vec import lexsort
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -426,7 +427,7 @@ def _refunds(book: Book, ledger: Ledger, rec: Recorded) -> None:
         found = np.where(by_payment > 0, by_payment, by_record)
         hit = found > 0
         # the first quoted id that leads to an invoice
-        order = np.lexsort((np.arange(len(row)), row))[::-1]
+        order = lexsort((np.arange(len(row)), row))[::-1]
         row_h, found_h = row[order][hit[order]], found[order][hit[order]]
         quoted_h = np.asarray(quoted.to_pylist(), dtype=object)[order][hit[order]]
         invoice[row_h] = found_h

@@ -13,6 +13,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from recon.matching.book import Book
 from recon.matching.parsing import format_minor
+from recon.matching.vec import lexsort
 
 I64 = npt.NDArray[np.int64]
 
@@ -133,7 +134,7 @@ class Ledger:
         # rule codes follow first use; rank them by name so the order depends on names only
         by_name = np.empty(len(names), dtype=np.int64)
         by_name[np.argsort(names.astype(str), kind="stable")] = np.arange(len(names))
-        order = np.lexsort((by_name[code], invoice, p)) if len(p) else np.zeros(0, np.int64)
+        order = lexsort((by_name[code], invoice, p)) if len(p) else np.zeros(0, np.int64)
         p, invoice, code = p[order], invoice[order], code[order]
         rule = names[code] if len(code) else np.zeros(0, dtype=object)
         auto = np.asarray(_column(self._alloc, "auto", np.bool_), dtype=np.bool_)[order]
@@ -157,7 +158,7 @@ class Ledger:
         detail = np.asarray(_column(self._exc, "detail", object), dtype=object)
         subject = np.asarray(_column(self._exc, "subject", object), dtype=object)
         order = (
-            np.lexsort((detail.astype(str), invoice, p, kind.astype(str)))
+            lexsort((detail.astype(str), invoice, p, kind.astype(str)))
             if len(p)
             else np.zeros(0, np.int64)
         )

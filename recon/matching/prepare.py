@@ -17,7 +17,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from recon.matching.book import Book, pair_key
 from recon.matching.names import FULL, NameKeys, name_keys
 from recon.matching.references import RefNumbers, extract_numbers, join_keys
-from recon.matching.vec import KeyIndex, csr, expand, first_of_groups
+from recon.matching.vec import KeyIndex, csr, expand, first_of_groups, lexsort
 
 I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
@@ -67,7 +67,7 @@ def prepare(book: Book, payments: Bools) -> Prepared:
     refs = RefNumbers(rows[found.row], found.value, found.kind, found.digits, found.cut, found.ends)
     ref_start, ref_count = csr(refs.row, n)
     which, invoice = join_keys(refs, book.keys)
-    order = np.lexsort((invoice, refs.row[which]))
+    order = lexsort((invoice, refs.row[which]))
     which, invoice = which[order], invoice[order]
     name_p, name_client, name_level, name_kc = _name_pairs(
         book, _payer_keys(book.counterparties(rows), rows)
@@ -176,8 +176,30 @@ def _name_pairs(book: Book, payer: NameKeys) -> tuple[I64, I64, I64, I64]:
     level = book.key_level[slot].astype(np.int64)
     kc = book.key_count[slot]
     # one pair per (payment, client): the best level, then the rarest key
-    pairs = pair_key(p, client.astype(np.uint64))
-    order = np.lexsort((kc, -level, pairs))
-    keep = order[first_of_groups(pairs[order])]
-    keep.sort()
+    keep = _best_per_pair(p, client, level, kc)
     return p[keep], client[keep], level[keep], kc[keep]
+
+
+def _best_per_pair(p: I64, client: I64, level: I64, kc: I64) -> I64:
+    """Rows to keep, ascending: per (payment, client) the highest level, then the lowest kc,
+    then the first row.
+
+    One stable sort of a packed int64 key ((payment, client), level, kc) when it fits (three
+    times faster than a three-key lexsort at a million payers); a lexsort otherwise.
+    """
+    if not len(p):
+        return np.zeros(0, dtype=np.int64)
+    n_clients = int(client.max()) + 1
+    n_kc = int(kc.max()) + 1
+    n_levels = int(level.max()) + 1
+    span = (int(p.max()) + 1) * n_clients * n_levels * n_kc
+    if span < 2**62 and int(level.min()) >= 0 and int(kc.min()) >= 0:
+        pair = p * n_clients + client
+        order = np.argsort((pair * n_levels + (n_levels - 1 - level)) * n_kc + kc, kind="stable")
+        keep = order[first_of_groups(pair[order])]
+    else:
+        pairs = pair_key(p, client.astype(np.uint64))
+        order = lexsort((kc, -level, pairs))
+        keep = order[first_of_groups(pairs[order])]
+    keep.sort()
+    return np.asarray(keep, dtype=np.int64)

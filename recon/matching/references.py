@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from recon.matching.vec import KeyIndex
+from recon.matching.vec import KeyIndex, lexsort
 
 I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
@@ -358,7 +358,7 @@ def _dedupe(found: RefNumbers) -> RefNumbers:
     if not len(found):
         return found
     # one row per (payment, value): the strongest marking, cut only if every copy is cut
-    order = np.lexsort((-found.kind, found.value, found.row))
+    order = lexsort((-found.kind, found.value, found.row))
     f = found.take(order)
     first = np.ones(len(f), dtype=bool)
     first[1:] = (f.row[1:] != f.row[:-1]) | (f.value[1:] != f.value[:-1])
@@ -420,7 +420,7 @@ def invoice_keys(
             np.full(int(has_glued.sum()), GLUED_KEY, dtype=np.int8),
         ]
     )
-    order = np.lexsort((kind, invoice, value))
+    order = lexsort((kind, invoice, value))
     value = value[order]
     return InvoiceKeys(value, invoice[order], kind[order], KeyIndex.build(value))
 

@@ -6,7 +6,9 @@ A bad value is an `InputFileError` whose message is one sentence naming the file
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -328,18 +330,26 @@ def inputs_from_frames(
     }
     if (payouts is None) != (payout_lines is None):
         raise InputFileError("--payouts and --payout-lines go together; give both or neither.")
-    typed_payouts = prepare_payouts(payouts, names["payouts"]) if payouts is not None else None
-    lines = (
-        prepare_payout_lines(payout_lines, typed_payouts, names["payout_lines"])
-        if payout_lines is not None and typed_payouts is not None
-        else empty_payout_lines()
-    )
-    return MatchInputs(
-        invoices=prepare_invoices(invoices, names["invoices"]),
-        transactions=prepare_transactions(transactions, names["transactions"]),
-        recorded=prepare_recorded(recorded, names["recorded"])
-        if recorded is not None
-        else empty_recorded(),
-        payouts=typed_payouts if typed_payouts is not None else empty_payouts(),
-        payout_lines=lines,
-    )
+    # The files are checked side by side (Arrow kernels release the GIL); results are taken in
+    # the order they were checked one after the other, so the error raised is the same one.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        invoices_job = pool.submit(prepare_invoices, invoices, names["invoices"])
+        transactions_job = pool.submit(prepare_transactions, transactions, names["transactions"])
+        recorded_job = (
+            pool.submit(prepare_recorded, recorded, names["recorded"])
+            if recorded is not None
+            else None
+        )
+        typed_payouts = prepare_payouts(payouts, names["payouts"]) if payouts is not None else None
+        lines = (
+            prepare_payout_lines(payout_lines, typed_payouts, names["payout_lines"])
+            if payout_lines is not None and typed_payouts is not None
+            else empty_payout_lines()
+        )
+        return MatchInputs(
+            invoices=invoices_job.result(),
+            transactions=transactions_job.result(),
+            recorded=recorded_job.result() if recorded_job is not None else empty_recorded(),
+            payouts=typed_payouts if typed_payouts is not None else empty_payouts(),
+            payout_lines=lines,
+        )

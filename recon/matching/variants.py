@@ -14,10 +14,10 @@ import numpy.typing as npt
 
 from recon.matching.references import LABELLED
 from recon.matching.rules import VIA_CUT, VIA_TYPO
-from recon.matching.vec import expand, first_of_groups
+from recon.matching.vec import expand, first_of_groups, lexsort
 
 if TYPE_CHECKING:
-    from recon.matching.candidates import _Pass, _Singles
+    from recon.matching.pass_state import PassState, Singles
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -25,7 +25,7 @@ Bools = npt.NDArray[np.bool_]
 _POW10 = np.array([10**k for k in range(13)], dtype=np.int64)
 
 
-def variant_candidates(state: _Pass, lonely: Bools, singles: _Singles) -> None:
+def variant_candidates(state: PassState, lonely: Bools, singles: Singles) -> None:
     """Invoices one typo away from a labelled number, or completing a cut number, with the
     payment's exact amount: suggestions for payments that have nothing else."""
     book, prep = state.book, state.prep
@@ -60,7 +60,7 @@ def variant_candidates(state: _Pass, lonely: Bools, singles: _Singles) -> None:
         & state.window(p, i, by_reference=True)
     )
     p, i, via = p[keep], i[keep], via[keep]
-    order = np.lexsort((via, i, p))
+    order = lexsort((via, i, p))
     order = order[first_of_groups(p[order], i[order])]
     for kind in (VIA_TYPO, VIA_CUT):
         mine = order[via[order] == kind]

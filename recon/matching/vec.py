@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,36 @@ def csr(rows: I64, n: int) -> tuple[I64, I64]:
     counts = np.bincount(rows, minlength=n).astype(np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     return starts, counts
+
+
+_PACK_LIMIT = 2**62
+_PACK_MIN_ROWS = 4096
+
+
+def lexsort(keys: Sequence[npt.NDArray[np.generic]]) -> I64:
+    """`np.lexsort(keys)` (last key primary, stable), as one stable argsort of a packed key.
+
+    Integer and boolean keys whose value ranges multiply to less than 2**62 are packed into
+    one int64 (primary key most significant): the same order as `np.lexsort`, a few times
+    faster at a million rows. Other keys, or short arrays, go to `np.lexsort`.
+    """
+    arrays = [np.asarray(key) for key in keys]
+    n = len(arrays[0]) if arrays else 0
+    if n < _PACK_MIN_ROWS or any(a.dtype.kind not in "biu" for a in arrays):
+        return np.asarray(np.lexsort(arrays), dtype=np.int64)
+    packed = np.zeros(n, dtype=np.int64)
+    span = 1
+    for key in reversed(arrays):
+        low, high = int(key.min()), int(key.max())
+        size = high - low + 1
+        span *= size
+        if span >= _PACK_LIMIT:
+            return np.asarray(np.lexsort(arrays), dtype=np.int64)
+        if key.dtype.kind == "u" and high >= _PACK_LIMIT:
+            return np.asarray(np.lexsort(arrays), dtype=np.int64)
+        packed *= size
+        packed += key.astype(np.int64) - low
+    return np.asarray(np.argsort(packed, kind="stable"), dtype=np.int64)
 
 
 def first_of_groups(*keys: npt.NDArray[np.generic]) -> Bools:
@@ -72,7 +103,7 @@ def dense_rank(group: I64, value: I64) -> tuple[I64, I64]:
     n = len(group)
     if not n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.lexsort((value, group))
+    order = lexsort((value, group))
     g, v = group[order], value[order]
     new_group = first_of_groups(g)
     new_value = first_of_groups(g, v)
