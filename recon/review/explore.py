@@ -16,7 +16,7 @@ from recon import audit
 from recon.db.models import Allocation, AuditEntry, Invoice, Transaction
 from recon.db.tenancy import tenant_session
 from recon.review.access import Actor, Permission, require
-from recon.review.overview import live_allocation, transaction_ref_of
+from recon.review.overview import transaction_ref_of
 
 MAX_LIMIT = 500
 T = TypeVar("T")
@@ -121,14 +121,23 @@ def _like(text: str) -> str:
 def _allocation_views(
     session: Session, column: Any, keys: list[str]
 ) -> dict[str, list[AllocationView]]:
+    """The allocations naming `keys` (by the indexed invoice or transaction column), each with
+    whether it is live (as `live_allocation`: not a reversal, and no reversal points at it)."""
     found: dict[str, list[AllocationView]] = defaultdict(list)
     if not keys:
         return found
-    live = live_allocation().label("live")
-    rows = session.execute(
-        select(Allocation, live).where(column.in_(keys)).order_by(Allocation.id)
-    ).all()
-    for alloc, is_live in rows:
+    rows = list(session.scalars(select(Allocation).where(column.in_(keys)).order_by(Allocation.id)))
+    # The reversals of this page's rows, in one query: a correlated NOT EXISTS per row read every
+    # allocation once per row where `reverses_id` has no index (25 s for 50 invoices at 600k).
+    reversed_ids = set(
+        session.scalars(
+            select(Allocation.reverses_id).where(
+                Allocation.reverses_id.is_not(None),
+                Allocation.reverses_id.in_([a.id for a in rows if a.reverses_id is None]),
+            )
+        )
+    )
+    for alloc in rows:
         view = AllocationView(
             alloc.id,
             alloc.transaction_ref,
@@ -141,7 +150,7 @@ def _allocation_views(
             alloc.origin,
             alloc.created_by,
             alloc.created_at,
-            bool(is_live),
+            alloc.reverses_id is None and alloc.id not in reversed_ids,
         )
         key = alloc.transaction_ref if column is Allocation.transaction_ref else alloc.invoice_id
         found[key].append(view)
