@@ -79,6 +79,10 @@ class TenantBank:
             redirect, institution_id, reference=reference, agreement=agreement
         )
 
+    def get_agreement(self, agreement_id: str) -> Agreement:
+        """An end-user agreement (its `accepted` starts the consent's days)."""
+        return self.client.get_agreement(agreement_id)
+
     def get_requisition(self, requisition_id: str) -> Requisition:
         """A requisition's status and accounts."""
         return self.client.get_requisition(requisition_id)

@@ -189,6 +189,13 @@ class GoCardlessClient(Closing):
         body = self._json("POST", f"{API}/requisitions/", endpoint="requisitions", json=payload)
         return consent.requisition(body_object(body, "requisition"))
 
+    def get_agreement(self, agreement_id: str) -> Agreement:
+        """An end-user agreement; `accepted` says when the account holder gave consent."""
+        body = self._json(
+            "GET", f"{API}/agreements/enduser/{segment(agreement_id)}/", endpoint="agreement"
+        )
+        return consent.agreement(body_object(body, "agreement"))
+
     def get_requisition(self, requisition_id: str) -> Requisition:
         """A requisition's status and, once `LN`, its accounts."""
         body = self._json(

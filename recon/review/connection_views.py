@@ -37,6 +37,8 @@ class AgreementLike(Protocol):
     def max_historical_days(self) -> int: ...
     @property
     def access_valid_for_days(self) -> int: ...
+    @property
+    def accepted(self) -> str | None: ...
 
 
 class RequisitionLike(Protocol):
@@ -48,6 +50,8 @@ class RequisitionLike(Protocol):
     def status(self) -> str: ...
     @property
     def institution_id(self) -> str: ...
+    @property
+    def agreement(self) -> str: ...
     @property
     def link(self) -> str: ...
     @property
@@ -85,6 +89,8 @@ class BankDirectory(Protocol):
     def create_requisition(
         self, redirect: str, institution_id: str, *, reference: str, agreement: str | None = ...
     ) -> RequisitionLike: ...
+
+    def get_agreement(self, agreement_id: str) -> AgreementLike: ...
 
     def get_requisition(self, requisition_id: str) -> RequisitionLike: ...
 
@@ -132,6 +138,17 @@ class RequisitionState:
     linked: bool
     institution_id: str
     accounts: tuple[str, ...]
+    agreement_id: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentEnd:
+    """When a bank consent ends and where that date comes from (`basis`, one sentence): the
+    provider's agreement (accepted at the bank, valid N days), or an estimate."""
+
+    expires_at: dt.datetime
+    basis: str
+    estimated: bool
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,7 @@ class LinkedAccount:
     requisition_id: str
     consent_expires_at: dt.datetime | None
     change: str
+    consent_basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +210,8 @@ class AccountStatus:
     last_sync_at: dt.datetime | None
     last_sync_run: str | None
     quota: tuple[QuotaLeft, ...]
+    consent_basis: str | None = None
+    """Where `consent_expires_at` comes from (see `ConsentEnd.basis`); None when not recorded."""
 
 
 @dataclass(frozen=True)

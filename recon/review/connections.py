@@ -9,8 +9,9 @@ client for the tenant and passes it in, so this core module never imports a conn
 Provider calls happen outside any database transaction; each write is one transaction that checks
 MANAGE, changes the rows and appends its audit entry. Reading the status needs READ only.
 
-The consent's expiry is counted from the moment the connection was started (its audit entry):
-the account holder cannot consent before that, so the date shown is never later than the real one.
+The consent's expiry is GoCardless's own: the agreement's `access_valid_for_days` from its
+`accepted`; only when the provider does not say is it estimated (see `recon.review.consent_end`),
+and each account's status says which.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from sqlalchemy.orm import Session
 
 from recon import audit
 from recon.db.base import utcnow
-from recon.db.models import AuditEntry, ProviderQuota, RawFetch, SourceAccount
+from recon.db.models import ProviderQuota, RawFetch, SourceAccount
 from recon.db.tenancy import tenant_session
 from recon.errors import NotFoundError, ReconError, RuleViolationError
 from recon.redaction import redact
+from recon.review import consent_end
 from recon.review.access import Actor, Permission, require
 from recon.review.connection_views import (
     AccountLike,
@@ -38,7 +40,7 @@ from recon.review.connection_views import (
     ConnectionStarted,
     ConnectionStatus,
     ConnectivityResult,
-    ConsentState,
+    ConsentEnd,
     InstitutionLike,
     InstitutionView,
     LinkedAccount,
@@ -47,18 +49,15 @@ from recon.review.connection_views import (
     QuotaLeft,
     RequisitionState,
 )
+from recon.review.consent_end import DEFAULT_ACCESS_DAYS, LINKED, STARTED, WARN_DAYS
 from recon.review.views import as_utc
 
 PROVIDER = "gocardless"
 DEFAULT_REDIRECT = "http://localhost:8501/connections"
-WARN_DAYS = 14
-"""A consent ending within this many days is shown with a warning."""
-DEFAULT_ACCESS_DAYS = 90
+__all__ = ["DEFAULT_ACCESS_DAYS", "LINKED", "STARTED", "WARN_DAYS"]  # and the services below
 DAILY_LIMIT = 4
 """GoCardless's floor of successful calls per account and scope per day (as connectors.quota)."""
 SCOPES = ("details", "balances", "transactions")
-STARTED = "bank.connection_started"
-LINKED = "bank.accounts_linked"
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _STATUS_TEXT = {
     "CR": "created: waiting for the account holder to open the consent link",
@@ -186,6 +185,7 @@ def requisition_state(
         linked=found.status == "LN",
         institution_id=found.institution_id,
         accounts=tuple(found.accounts),
+        agreement_id=found.agreement,
     )
 
 
@@ -211,12 +211,13 @@ def link_accounts(
     details = {
         a.id: _details(directory, a.id) for a in accounts if known.get(a.id) is None
     }  # the details call draws on the daily quota: once per account, when first linked
+    provided = consent_end.from_provider(directory, state.agreement_id)
     moment = as_utc(now) or utcnow()
     with tenant_session(engine, tenant_id) as session:
         actor = require(session, acting, tenant_id, Permission.MANAGE)
-        started = _expiry(session, state.requisition_id)
+        end = provided or consent_end.from_start(session, state.requisition_id)
         linked = tuple(
-            _store(session, tenant_id, state, a, details.get(a.id, {}), started, moment)
+            _store(session, tenant_id, state, a, details.get(a.id, {}), end, moment)
             for a in accounts
         )
         changed = [a for a in linked if a.change != "unchanged"]
@@ -233,6 +234,7 @@ def link_accounts(
                     "consent_expires_at": {
                         a.external_id: _iso(a.consent_expires_at) for a in changed
                     },
+                    "consent_basis": {a.external_id: a.consent_basis for a in changed},
                 },
             )
     return LinkResult(tenant_id, state.requisition_id, linked)
@@ -256,32 +258,13 @@ def _details(directory: BankDirectory, account_id: str) -> Mapping[str, Any]:
     return account if isinstance(account, Mapping) else {}
 
 
-def _expiry(session: Session, requisition_id: str) -> dt.datetime | None:
-    """When consent ends, counted from the connection's start (its audit entry); None when this
-    installation did not start the connection."""
-    entry = session.scalar(
-        select(AuditEntry)
-        .where(
-            AuditEntry.entity == "requisition",
-            AuditEntry.entity_id == requisition_id,
-            AuditEntry.action == STARTED,
-        )
-        .order_by(AuditEntry.seq.desc())
-        .limit(1)
-    )
-    if entry is None:
-        return None
-    days = int(entry.details.get("access_valid_for_days") or DEFAULT_ACCESS_DAYS)
-    return as_utc(entry.occurred_at + dt.timedelta(days=days))
-
-
 def _store(
     session: Session,
     tenant_id: str,
     state: RequisitionState,
     account: AccountLike,
     details: Mapping[str, Any],
-    started: dt.datetime | None,
+    end: ConsentEnd | None,
     moment: dt.datetime,
 ) -> LinkedAccount:
     row = session.scalar(
@@ -294,11 +277,15 @@ def _store(
         row = SourceAccount(tenant_id=tenant_id, provider=PROVIDER, external_id=account.id)
         session.add(row)
         change = "added"
-    expires = started
-    if expires is None:  # started elsewhere: keep what we stored for it, else count from now
-        same = row.requisition_id == state.requisition_id and row.consent_expires_at is not None
-        expires = as_utc(row.consent_expires_at) if same else None
-        expires = expires or moment + dt.timedelta(days=DEFAULT_ACCESS_DAYS)
+    basis: str | None = None
+    expires: dt.datetime | None
+    if end is not None:
+        expires, basis = end.expires_at, end.basis
+    elif row.requisition_id == state.requisition_id and row.consent_expires_at is not None:
+        expires = as_utc(row.consent_expires_at)  # started elsewhere: keep what we stored
+    else:
+        fallback = consent_end.from_link(moment)
+        expires, basis = fallback.expires_at, fallback.basis
     wanted = {
         "name": _text(details.get("name")) or row.name or _label(account),
         "currency": _text(details.get("currency")) or row.currency,
@@ -320,6 +307,7 @@ def _store(
         state.requisition_id,
         as_utc(row.consent_expires_at),
         change,
+        basis,
     )
 
 
@@ -365,8 +353,15 @@ def connection_status(
         refs = [r.external_id for r in rows]
         syncs = _last_syncs(session, refs)
         quotas = _quotas(session, refs, moment.date())
+        bases = consent_end.recorded_bases(session, [r.requisition_id or "" for r in rows])
         accounts = tuple(
-            _account_status(r, moment, syncs.get(r.external_id), quotas.get(r.external_id, {}))
+            _account_status(
+                r,
+                moment,
+                syncs.get(r.external_id),
+                quotas.get(r.external_id, {}),
+                bases.get(r.external_id),
+            )
             for r in rows
         )
     return ConnectionStatus(tenant_id, moment, accounts)
@@ -427,9 +422,10 @@ def _account_status(
     now: dt.datetime,
     sync: tuple[dt.datetime | None, str | None] | None,
     quota: Mapping[str, QuotaLeft],
+    basis: str | None,
 ) -> AccountStatus:
     expires = as_utc(row.consent_expires_at)
-    consent, days_left, warning = _consent(row, expires, now)
+    consent, days_left, warning = consent_end.standing(row.name or row.external_id, expires, now)
     return AccountStatus(
         external_id=row.external_id,
         name=row.name,
@@ -444,31 +440,10 @@ def _account_status(
         last_sync_at=sync[0] if sync else None,
         last_sync_run=sync[1] if sync else None,
         quota=tuple(quota.get(s) or QuotaLeft(s, 0, DAILY_LIMIT, DAILY_LIMIT) for s in SCOPES),
+        consent_basis=basis
+        if basis or expires is None
+        else "estimated (no date from the provider is recorded for this link)",
     )
-
-
-def _consent(
-    row: SourceAccount, expires: dt.datetime | None, now: dt.datetime
-) -> tuple[ConsentState, int | None, str | None]:
-    label = row.name or row.external_id
-    if expires is None:
-        return ConsentState.UNKNOWN, None, None
-    left = expires - now
-    days = left.days  # whole days left, floored
-    if left <= dt.timedelta(0):
-        return (
-            ConsentState.EXPIRED,
-            days,
-            f"the bank consent of {label} expired on {expires:%Y-%m-%d}; connect it again",
-        )
-    if left <= dt.timedelta(days=WARN_DAYS):
-        return (
-            ConsentState.EXPIRING,
-            days,
-            f"the bank consent of {label} ends on {expires:%Y-%m-%d} ({days} days left); "
-            "connect it again before then",
-        )
-    return ConsentState.OK, days, None
 
 
 # -- connectivity ----------------------------------------------------------------------------------

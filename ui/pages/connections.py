@@ -54,6 +54,7 @@ def _status(engine: Any, me: str, tenant: str) -> None:
                     "consent": f"{CONSENT_ICON[a.consent.value]} {a.consent.value}",
                     "consent until": _when(a.consent_expires_at),
                     "days left": a.days_left,
+                    "consent date from": a.consent_basis or "",
                     "last sync": _when(a.last_sync_at),
                     "quota left today": ", ".join(f"{q.scope} {q.left}/{q.limit}" for q in a.quota),
                 }
@@ -149,6 +150,7 @@ def _finish(engine: Any, me: str, tenant: str) -> None:
                         "name": a.name or "",
                         "currency": a.currency or "",
                         "consent until": _when(a.consent_expires_at),
+                        "consent date from": a.consent_basis or "",
                         "change": a.change,
                     }
                     for a in linked.accounts

@@ -157,6 +157,14 @@ class Consent(BankWorld):
             )
         return agreement
 
+    def agreement(self, agreement_id: str) -> JSON:
+        """`GET agreements/enduser/{id}/`: `accepted` is set once the account holder consented."""
+        with self._lock:
+            found = self._agreements.get(agreement_id)
+            if found is None:
+                raise flat(404, *NOT_FOUND)
+            return agreement_json(found)
+
     def requisition(self, requisition_id: str) -> JSON:
         """`GET requisitions/{id}/`."""
         with self._lock:

@@ -50,6 +50,7 @@ def _api_table(state: GoCardlessState) -> list[tuple[str, str, Handler, str]]:
         ("institutions/", "institutions", api(_institutions), "GET"),
         ("institutions/{id}/", "institution", api(_institution), "GET"),
         ("agreements/enduser/", "agreements", api(_agreements, created=True), "POST"),
+        ("agreements/enduser/{id}/", "agreement", api(_agreement), "GET"),
         ("requisitions/", "requisitions", api(_requisitions, created=True), "POST"),
         ("requisitions/{id}/", "requisition", api(_requisition), "GET"),
         ("accounts/{id}/", "account", api(_account), "GET"),
@@ -93,6 +94,10 @@ async def _institution(state: GoCardlessState, request: Request) -> Any:
 
 async def _agreements(state: GoCardlessState, request: Request) -> Any:
     return state.create_agreement(await _json_body(request))
+
+
+async def _agreement(state: GoCardlessState, request: Request) -> Any:
+    return state.agreement(request.path_params["id"])
 
 
 async def _requisitions(state: GoCardlessState, request: Request) -> Any:
