@@ -16,6 +16,7 @@ from recon.db.tenancy import admin_session, tenant_session
 from tests.integration.gocardless_fixtures import (
     SECRET_ID,
     SECRET_KEY,
+    FakeClock,
     bad_state,
     bank_seed,
     clock,
@@ -31,8 +32,12 @@ ING = "ING_INGBNL2A"
 
 
 @pytest.fixture
-def bank_db(app_db: Engine, gc_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """The seeded app database, tenant acme reading GoCardless from the sandbox."""
+def bank_db(
+    app_db: Engine, gc_server: RunningServer, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> Engine:
+    """The seeded app database, tenant acme reading GoCardless from the sandbox, whose clock
+    reads the real now (the page judges the consent the sandbox dates as of the real now)."""
+    clock.now = dt.datetime.now(dt.UTC)
     with admin_session(app_db) as session:
         tenant = session.get(Tenant, "acme")
         assert tenant is not None
