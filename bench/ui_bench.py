@@ -271,28 +271,35 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
+    parser.add_argument("--db", help="time an existing database kept by --keep instead of building")
     args = parser.parse_args()
     if (
         "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ
     ):  # a throwaway key for a throwaway bench database
         os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = secrets.token_hex(32)
 
-    dbname = f"recon_uibench_{uuid.uuid4().hex[:10]}"
+    dbname = args.db or f"recon_uibench_{uuid.uuid4().hex[:10]}"
     admin = psycopg.connect(qb._conninfo("postgres", qb._superuser()), autocommit=True)
+    load_s = 0.0
     try:
-        _create(dbname, admin)
-        started = time.perf_counter()
-        qb._load(dbname, args.transactions, args.open)
-        _load_ui(dbname, args)
-        load_s = time.perf_counter() - started
-        print(f"loaded {args.transactions:,} transactions, {args.open:,} open exceptions, "
-              f"{args.invoices:,} invoices, {args.allocated:,} allocations, {args.runs} runs, "
-              f"{args.audit:,} audit entries in {load_s:.0f} s")  # fmt: skip
+        if not args.db:
+            _create(dbname, admin)
+            started = time.perf_counter()
+            qb._load(dbname, args.transactions, args.open)
+            _load_ui(dbname, args)
+            load_s = time.perf_counter() - started
+            print(f"loaded {args.transactions:,} transactions, {args.open:,} open exceptions, "
+                  f"{args.invoices:,} invoices, {args.allocated:,} allocations, {args.runs} runs, "
+                  f"{args.audit:,} audit entries in {load_s:.0f} s")  # fmt: skip
         pages = _measure(qb._url(dbname, qb.APP_ROLE), args.repeat)
     finally:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-        )
+        if args.keep or args.db:
+            print(f"kept database {dbname} (drop it with: dropdb -h 127.0.0.1 {dbname})")
+        else:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
         admin.close()
     missed = [p["page"] for p in pages if not p["goal_met"]]
     print("goal (< 1 s median) missed by: " + (", ".join(missed) if missed else "none"))
