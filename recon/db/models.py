@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -151,6 +152,20 @@ class Transaction(TenantScoped, Timestamps, Base):
         UniqueConstraint("tenant_id", "source", "account_ref", "source_id"),
         Index("ix_transactions_window", "tenant_id", "booked_on"),
         Index("ix_transactions_charge", "tenant_id", "charge_id"),
+        # the Overview's period figures read this index alone on PostgreSQL (0013)
+        Index(
+            "ix_transactions_period",
+            "tenant_id",
+            "booked_on",
+            postgresql_include=[
+                "kind",
+                "amount_minor",
+                "currency",
+                "source",
+                "account_ref",
+                "source_id",
+            ],
+        ),
     )
 
     id: Mapped[IntPK]
@@ -334,6 +349,14 @@ class Allocation(TenantScoped, Base):
         CheckConstraint("decision IN ('auto', 'review', 'manual')", name="decision_known"),
         Index("ix_allocations_invoice", "tenant_id", "invoice_id"),
         Index("ix_allocations_transaction", "tenant_id", "transaction_ref"),
+        # the reversal rows only: "no reversal points at it" reads these, not every row (0013)
+        Index(
+            "ix_allocations_reversal",
+            "tenant_id",
+            "reverses_id",
+            postgresql_where=text("reverses_id IS NOT NULL"),
+            sqlite_where=text("reverses_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[IntPK]
@@ -364,6 +387,15 @@ class ReconException(TenantScoped, Timestamps, Base):
         # the work queue's default order: open exceptions, oldest first, keyset on (created, id)
         Index("ix_exceptions_age", "tenant_id", "status", "created_at", "id"),
         Index("ix_exceptions_transaction", "tenant_id", "transaction_ref"),
+        # counts and sums by status, kind, currency and age read this index alone (0013)
+        Index(
+            "ix_exceptions_overview",
+            "tenant_id",
+            "status",
+            "kind",
+            "currency",
+            postgresql_include=["created_at", "amount_minor"],
+        ),
     )
 
     id: Mapped[IntPK]
