@@ -1,6 +1,6 @@
 """Benchmark of the finance work queue on PostgreSQL at size.
 
-    python -m bench.queue_bench [--transactions 1000000] [--open 100000] [--repeat 7]
+    python -m bench.queue_bench [--transactions 1000000] [--open 100000] [--repeat 7] [--db NAME]
 
 Creates a throwaway database (RECON_TEST_PG_HOST/PORT/USER, as the tests), migrates it, bulk
 loads one tenant's transactions and exceptions with COPY (plus a third as many resolved and
@@ -8,6 +8,7 @@ closed ones), then times through the service layer, as the application role unde
 security: the queue's first page, a filtered page, the next page by cursor, a payer search, the
 overview and one exception's detail. Each is run `--repeat` times; the first (cold) time and the
 median are printed. The database is dropped at the end. Goal: <= 100 ms per page and overview.
+`--db NAME` times an existing database built by this bench or `bench.ui_bench` (kept, not loaded).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=1_000_000)
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--db", help="time an existing bench database instead of building one")
     args = parser.parse_args()
     if (
         "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ
@@ -141,6 +143,9 @@ def main() -> None:
     from recon.db.tenancy import admin_session
     from recon.tenants import TenantSettings, add_tenant
 
+    if args.db:
+        _measure(_url(args.db, APP_ROLE), args.repeat)
+        return
     dbname = f"recon_bench_{uuid.uuid4().hex[:10]}"
     admin = psycopg.connect(_conninfo("postgres", _superuser()), autocommit=True)
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
