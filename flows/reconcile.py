@@ -7,13 +7,13 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from prefect import flow
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from connectors.runtime import Runtime
-from connectors.whmcs import whmcs_client_for
 from flows.outcome import ApplyFigures, RunOutcome, SourceFigures
 from recon.audit import anchor_for, resolve_chain_key
 from recon.db.tenancy import admin_session
@@ -22,10 +22,9 @@ from recon.locks import tenant_lock
 from recon.redaction import redact_exceptions
 from recon.tenant_admin import active_tenant
 from recon.tenants import parse_settings
-from tasks.extract import SourceContext, SourceResult, linked_bank_accounts, plan_sources
-from tasks.prefect_tasks import apply_task, extract_task, reconcile_task
-from tasks.reconcile import matching_config
-from tasks.runs import finish_run, mark_crashed_runs, start_run
+
+if TYPE_CHECKING:
+    from tasks.extract import SourceResult
 
 RUN_COMPLETED = "recon.run.completed"
 log = logging.getLogger("recon.flow")
@@ -57,6 +56,15 @@ def reconcile(
     """Reconcile `tenant` over [date_from, date_to]; the same window twice gives the same tables."""
     if date_from > date_to:
         raise ConfigError(f"the window starts {date_from} after it ends {date_to}")
+    # The task layer (pandas, numpy, the providers' SDKs) loads when a run starts, not when the
+    # flow is imported: the deployments, the CLI and the flows that call this one import this
+    # module for the flow object alone.
+    from connectors.whmcs import whmcs_client_for
+    from tasks.extract import SourceContext, linked_bank_accounts, plan_sources
+    from tasks.prefect_tasks import apply_task, extract_task, reconcile_task
+    from tasks.reconcile import matching_config
+    from tasks.runs import finish_run, mark_crashed_runs, start_run
+
     started = time.perf_counter()
     runtime = Runtime()
     engine = runtime.checked_engine()
