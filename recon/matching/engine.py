@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from recon.matching.allocate import asked_shares, fee_gaps, outcomes, serve_in_booking_order
@@ -158,6 +159,9 @@ class _Clock:
         self._last = time.perf_counter()
 
     def lap(self, name: str) -> None:
+        # Arrow's allocator keeps what a stage freed for reuse; hand it back between stages
+        # so the next stage's numpy arrays do not come on top of it (peak memory)
+        pa.default_memory_pool().release_unused()
         now = time.perf_counter()
         self.laps[name] = round(now - self._last, 4)
         self._last = now

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,19 @@ from recon.matching.frames import (
     TRANSACTION_COLUMNS,
     MatchInputs,
     MatchResult,
+    empty_payout_lines,
+    empty_payouts,
+    empty_recorded,
 )
 from recon.matching.parsing import format_minor
-from recon.matching.validate import inputs_from_frames
+from recon.matching.validate import (
+    inputs_from_frames,
+    prepare_invoices,
+    prepare_payout_lines,
+    prepare_payouts,
+    prepare_recorded,
+    prepare_transactions,
+)
 from recon.money import minor_exponent
 from recon.spreadsheet_safe import safe_table
 
@@ -116,34 +129,104 @@ def read_inputs(
     payouts: Path | None = None,
     payout_lines: Path | None = None,
 ) -> MatchInputs:
-    """Read and validate the input files of `recon match`."""
+    """Read and validate the input files of `recon match`.
+
+    Each file is read and validated in its own job, two or more at a time, so that a file's
+    raw text is dropped once its typed frame is made (lower peak memory than reading all five
+    first). Errors are those of reading all the files in order, then of validating them in
+    `inputs_from_frames`'s order: the same error whatever finishes first.
+    """
     if (payouts is None) != (payout_lines is None):
         raise InputFileError("--payouts and --payout-lines go together; give both or neither.")
-    frames: dict[str, pa.Table | None] = {
-        "invoices": read_table(invoices, INVOICE_COLUMNS, "--invoices"),
-        "transactions": read_table(transactions, TRANSACTION_COLUMNS, "--transactions"),
-        "recorded": read_table(recorded, RECORDED_COLUMNS, "--recorded") if recorded else None,
-        "payouts": read_table(payouts, PAYOUT_COLUMNS, "--payouts") if payouts else None,
-        "payout_lines": read_table(payout_lines, PAYOUT_LINE_COLUMNS, "--payout-lines")
-        if payout_lines
-        else None,
-    }
-    paths = {
-        "invoices": invoices,
-        "transactions": transactions,
-        "recorded": recorded,
-        "payouts": payouts,
-        "payout_lines": payout_lines,
-    }
-    labels = {key: path.name for key, path in paths.items() if path is not None}
-    return inputs_from_frames(
-        invoices=frames["invoices"],
-        transactions=frames["transactions"],
-        recorded=frames["recorded"],
-        payouts=frames["payouts"],
-        payout_lines=frames["payout_lines"],
-        labels=labels,
+    with ThreadPoolExecutor(max_workers=min(3, os.cpu_count() or 1)) as pool:
+        invoices_job = pool.submit(
+            _read_and_check, invoices, INVOICE_COLUMNS, "--invoices", prepare_invoices
+        )
+        transactions_job = pool.submit(
+            _read_and_check,
+            transactions,
+            TRANSACTION_COLUMNS,
+            "--transactions",
+            prepare_transactions,
+        )
+        recorded_job = (
+            pool.submit(_read_and_check, recorded, RECORDED_COLUMNS, "--recorded", prepare_recorded)
+            if recorded is not None
+            else None
+        )
+        payouts_job = (
+            pool.submit(_read_payouts, payouts, payout_lines)
+            if payouts is not None and payout_lines is not None
+            else None
+        )
+        invoices_done = invoices_job.result()
+        transactions_done = transactions_job.result()
+        recorded_done = recorded_job.result() if recorded_job is not None else None
+        payouts_done = payouts_job.result() if payouts_job is not None else None
+    outcomes = [invoices_done, transactions_done, recorded_done, payouts_done]
+    # reading errors in the order of the files, then checking errors in the order of
+    # inputs_from_frames: payouts, payout lines, invoices, transactions, recorded
+    for outcome in outcomes:
+        if outcome is not None and outcome.read_error is not None:
+            raise outcome.read_error
+    for outcome in (payouts_done, invoices_done, transactions_done, recorded_done):
+        if outcome is not None and outcome.check_error is not None:
+            raise outcome.check_error
+    typed_payouts, lines = (
+        payouts_done.frames if payouts_done is not None else (empty_payouts(), empty_payout_lines())
     )
+    inputs = MatchInputs(
+        invoices=invoices_done.frames[0],
+        transactions=transactions_done.frames[0],
+        recorded=recorded_done.frames[0] if recorded_done is not None else empty_recorded(),
+        payouts=typed_payouts,
+        payout_lines=lines,
+    )
+    # the allocator keeps the freed raw text for reuse; give it back to the system
+    pa.default_memory_pool().release_unused()
+    return inputs
+
+
+@dataclass
+class _Outcome:
+    """One input file read and checked: its typed frames, or the error of either step."""
+
+    frames: tuple[pd.DataFrame, ...] = ()
+    read_error: InputFileError | None = None
+    check_error: InputFileError | None = None
+
+
+def _read_and_check(
+    path: Path,
+    columns: Sequence[str],
+    option: str,
+    check: Callable[[pa.Table, str], pd.DataFrame],
+) -> _Outcome:
+    try:
+        table = read_table(path, columns, option)
+    except InputFileError as exc:
+        return _Outcome(read_error=exc)
+    try:
+        return _Outcome(frames=(check(table, path.name),))
+    except InputFileError as exc:
+        return _Outcome(check_error=exc)
+
+
+def _read_payouts(payouts: Path, payout_lines: Path) -> _Outcome:
+    """Payouts, then their lines (checked against the payouts)."""
+    try:
+        payout_table = read_table(payouts, PAYOUT_COLUMNS, "--payouts")
+    except InputFileError as exc:
+        return _Outcome(read_error=exc)
+    try:
+        lines_table = read_table(payout_lines, PAYOUT_LINE_COLUMNS, "--payout-lines")
+    except InputFileError as exc:
+        return _Outcome(read_error=exc)
+    try:
+        typed = prepare_payouts(payout_table, payouts.name)
+        return _Outcome(frames=(typed, prepare_payout_lines(lines_table, typed, payout_lines.name)))
+    except InputFileError as exc:
+        return _Outcome(check_error=exc)
 
 
 def _exponents_of(currencies: pd.Series) -> np.ndarray:
