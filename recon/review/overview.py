@@ -151,11 +151,9 @@ class Overview:
 
 
 def live_allocation() -> ColumnElement[bool]:
-    """A live allocation: not a reversal, and not reversed by one (as tasks/decisions.py).
-
-    The reversal's `reverses_id IS NOT NULL` says nothing new, but lets PostgreSQL read the
-    reversals from the small partial index `ix_allocations_reversal` (revision 0013) instead of
-    hashing every allocation for the anti-join."""
+    """A live allocation: not a reversal, and not reversed by one (as tasks/decisions.py); the
+    redundant `reverses_id IS NOT NULL` lets PostgreSQL read the reversals from the partial
+    index ix_allocations_reversal (0013) instead of hashing every allocation."""
     reversal = aliased(Allocation)
     return and_(
         Allocation.reverses_id.is_(None),
@@ -186,7 +184,7 @@ def _add(totals: dict[Any, int], key: Any, minor: Any) -> None:
 
 @dataclass(frozen=True)
 class _Period:
-    """The period's payment figures, read in two passes (see `_period`)."""
+    """The period's payment figures (see `_period`)."""
 
     by_source: tuple[SourceAmount, ...]
     received: tuple[Amount, ...]
@@ -196,16 +194,12 @@ class _Period:
 
 
 def _period(session: Session, date_from: dt.date, date_to: dt.date) -> _Period:
-    """Received, allocated (by the engine automatically, by people) and the match rate per day
-    of the period's customer payments, in two aggregate queries:
-
-    * per (day, source, currency): how many payments and how much was received;
-    * per (day, currency), over the pairs of a payment and one of its live allocations: how many
-      distinct payments (matched) and the sums of the automatic and the manual allocations.
-
-    A payment counts as matched when it has any live allocation; a currency appears among the
-    allocated sums only when one of its payments has a live allocation of that kind (as before
-    revision 0013, when each figure was its own query over allocations summed per payment)."""
+    """Received, allocated (automatically, by people) and the match rate per day of the
+    period's customer payments in two aggregates: per (day, source, currency) the payments and
+    their sum; per (day, currency) over (payment, live allocation) pairs the distinct payments
+    (matched) and the auto and manual sums. A currency appears among the allocated sums only
+    when one of its payments has a live allocation of that kind (as the per-figure queries
+    before 0013 gave it; tests/ui/test_overview_queries.py compares both)."""
     period = _period_payments(date_from, date_to)
     received = session.execute(
         select(
