@@ -111,10 +111,15 @@ def summary(session: Session, period: Period) -> tuple[SummaryLine, ...]:
 
 def bank(session: Session, period: Period) -> tuple[BankTieOut, ...]:
     """Per bank account and currency: credits = allocated + payouts + unallocated + non-customer."""
-    held = (
+    credits = (in_period(period), Transaction.source == "bank", Transaction.amount_minor > 0)
+    held = (  # only the period's credits' allocations: not every allocation's sum, then a join
         select(Allocation.transaction_ref, func.sum(Allocation.amount_minor).label("amount"))
         .outerjoin(ORIGINAL, Allocation.reverses_id == ORIGINAL.id)
-        .where(allocation_rows(period), category() != "suggested")
+        .where(
+            allocation_rows(period),
+            category() != "suggested",
+            Allocation.transaction_ref.in_(select(txn_ref()).where(*credits)),
+        )
         .group_by(Allocation.transaction_ref)
         .subquery()
     )
@@ -128,7 +133,7 @@ def bank(session: Session, period: Period) -> tuple[BankTieOut, ...]:
             case((not_customer_refs(), 1), else_=0),
         )
         .outerjoin(held, held.c.transaction_ref == txn_ref())
-        .where(in_period(period), Transaction.source == "bank", Transaction.amount_minor > 0)
+        .where(*credits)
         .execution_options(yield_per=YIELD)
     )
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
