@@ -17,7 +17,8 @@ The mapping is a TOML or JSON file named by `RECON_OIDC_MAPPING`:
     tenants = ["acme"]            # granted only to users created by this rule
 
 The mapped role is the truth: a user whose row says otherwise gets the mapped role at sign-in
-(audited). Grants of existing users stay as admins set them.
+(audited), except that the last active admin is never demoted (that sign-in is refused). Grants
+of existing users stay as admins set them.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from recon.db.base import utcnow
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError, InputFileError, PermissionDeniedError
+from recon.locks import transaction_lock
 from recon.review.access import Actor, Role, normalise_email
 from recon.review.users import (
+    ADMINS_LOCK,
+    active_admin_count,
     audit_user_change,
     checked_email,
     checked_role,
@@ -169,6 +174,17 @@ def match_identity(mapping: IdentityMapping, claims: Mapping[str, Any]) -> tuple
     )
 
 
+def _keep_an_admin(session: Session, email: str, role: Role) -> None:
+    """Refuse the sign-in that would demote the last active admin (under ADMINS_LOCK, like
+    every other change that can remove an admin)."""
+    transaction_lock(session, ADMINS_LOCK)
+    if active_admin_count(session) <= 1:
+        raise PermissionDeniedError(
+            f"the OIDC mapping makes {email} {role.value}, but they are the last active admin; "
+            "map them to admin, or make another user admin first"
+        )
+
+
 def actor_from_identity(
     engine: Engine, claims: Mapping[str, Any], mapping: IdentityMapping | None = None
 ) -> Actor:
@@ -198,6 +214,8 @@ def actor_from_identity(
         if not user.active:
             raise PermissionDeniedError(f"user {email!r} is disabled")
         if user.role != rule.role.value:
+            if user.role == Role.ADMIN.value:
+                _keep_an_admin(session, email, rule.role)
             before, user.role = user.role, rule.role.value
             session.flush()
             tenants = grants_by_user(session, [user.id]).get(user.id, [])

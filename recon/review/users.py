@@ -352,7 +352,7 @@ def _set_active(engine: Engine, acting: Actor | str, email: str, *, active: bool
         user = _user(session, email)
         if user.active == active:
             return _info_now(session, user)
-        if not active and user.role == Role.ADMIN.value and _active_admins(session) <= 1:
+        if not active and user.role == Role.ADMIN.value and active_admin_count(session) <= 1:
             raise RuleViolationError(
                 f"{user.email} is the last active admin; add another admin before disabling them"
             )
@@ -369,8 +369,8 @@ def _set_active(engine: Engine, acting: Actor | str, email: str, *, active: bool
         return info
 
 
-def _active_admins(session: Session) -> int:
-    """How many active admins there are (the caller holds ADMINS_LOCK)."""
+def active_admin_count(session: Session) -> int:
+    """How many active admins there are (a caller about to remove one holds ADMINS_LOCK)."""
     query = select(func.count(User.id)).where(User.role == Role.ADMIN.value, User.active.is_(True))
     return int(session.scalar(query) or 0)
 
@@ -386,7 +386,7 @@ def set_role(engine: Engine, acting: Actor | str, email: str, role: Role | str) 
         before = Role(user.role)
         if before is wanted:
             return RoleChange(_info_now(session, user), before)
-        if before is Role.ADMIN and user.active and _active_admins(session) <= 1:
+        if before is Role.ADMIN and user.active and active_admin_count(session) <= 1:
             raise RuleViolationError(
                 f"{user.email} is the last active admin; make another user admin before "
                 "giving them another role"
