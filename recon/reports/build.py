@@ -82,21 +82,16 @@ def build_report(
         period = Period(date_from, date_to, int(max_id or 0))
         reversed_by = reversals(session, period)
         generated_at = now or utcnow()
-        count = session.scalar(
-            select(func.count())
-            .select_from(Allocation)
-            .join(Transaction, Allocation.transaction_ref == txn_ref())
-            .where(in_period(period), allocation_rows(period))
-        )
+        allocated, count = tieouts.allocation_totals(session, period)
         return Report(
             header=_header(session, actor, tenant_id, period, generated_at),
-            summary=tieouts.summary(session, period),
+            summary=tieouts.summary(session, period, allocated),
             bank=tieouts.bank(session, period),
             payouts=tieouts.payouts(session, period),
             recorded=tieouts.recorded(session, period, set(reversed_by)),
             balances=tieouts.balances(session, period),
             allocations=partial(_allocations, engine, tenant_id, period, reversed_by),
-            allocation_count=int(count or 0),
+            allocation_count=count,
             open_exceptions=_open_exceptions(session, period, generated_at),
             decisions=_decisions(session, period),
             quarantined=_quarantined(session, period),

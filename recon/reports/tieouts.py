@@ -51,20 +51,35 @@ def _sum(condition: Any, value: Any = Transaction.amount_minor) -> Any:
 
 def allocated_by(session: Session, period: Period) -> dict[tuple[str, str, str], int]:
     """(source, currency, category) -> live allocated minor units on the period's payments."""
+    return allocation_totals(session, period)[0]
+
+
+def allocation_totals(
+    session: Session, period: Period
+) -> tuple[dict[tuple[str, str, str], int], int]:
+    """`allocated_by`, and how many allocation rows the period's payments have (one query: the
+    outer join to a reversal's original adds no row)."""
     rows = session.execute(
         select(
-            Transaction.source, Allocation.currency, category(), func.sum(Allocation.amount_minor)
+            Transaction.source,
+            Allocation.currency,
+            category(),
+            func.sum(Allocation.amount_minor),
+            func.count(),
         )
         .join(Transaction, Allocation.transaction_ref == txn_ref())
         .outerjoin(ORIGINAL, Allocation.reverses_id == ORIGINAL.id)
         .where(in_period(period), allocation_rows(period))
         .group_by(Transaction.source, Allocation.currency, category())
-    )
-    return {(s, c, k): int(total or 0) for s, c, k, total in rows}
+    ).all()
+    return {(s, c, k): int(total or 0) for s, c, k, total, _ in rows}, sum(n for *_, n in rows)
 
 
-def summary(session: Session, period: Period) -> tuple[SummaryLine, ...]:
-    """Received, allocated (by the engine, by people), unallocated, refunded and fees."""
+def summary(
+    session: Session, period: Period, allocated: dict[tuple[str, str, str], int] | None = None
+) -> tuple[SummaryLine, ...]:
+    """Received, allocated (by the engine, by people), unallocated, refunded and fees
+    (`allocated`: `allocated_by`, when the caller has it already)."""
     customer = and_(
         Transaction.amount_minor > 0,
         Transaction.kind.in_(CUSTOMER_KINDS),
@@ -86,7 +101,8 @@ def summary(session: Session, period: Period) -> tuple[SummaryLine, ...]:
         .group_by(Transaction.source, Transaction.currency)
         .order_by(Transaction.source, Transaction.currency)
     ).all()
-    allocated = allocated_by(session, period)
+    if allocated is None:
+        allocated = allocated_by(session, period)
     lines = []
     for source, currency, count, received, refunded, disputed, fee_lines, fees in rows:
         auto = allocated.get((source, currency, "auto"), 0)

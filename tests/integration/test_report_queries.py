@@ -106,3 +106,23 @@ def test_the_bank_tie_out_is_what_the_old_query_gave(books: Engine) -> None:
             new = tieouts.bank(session, period)
             assert new == _old_bank(session, period)
             assert new  # the comparison covers real rows
+
+
+def test_the_allocation_count_comes_with_the_allocated_sums(books: Engine) -> None:
+    _more_books(books)
+    with tenant_session(books, TENANT) as session:
+        top = int(session.scalar(select(func.max(Allocation.id))) or 0)
+        counts: list[int] = []
+        for date_from in (FROM, dt.date(2026, 9, 1), dt.date(2026, 10, 21)):
+            period = Period(date_from, TO, top)
+            allocated, count = tieouts.allocation_totals(session, period)
+            old_count = session.scalar(
+                select(func.count())
+                .select_from(Allocation)
+                .join(Transaction, Allocation.transaction_ref == txn_ref())
+                .where(in_period(period), allocation_rows(period))
+            )
+            assert count == old_count
+            counts.append(count)
+            assert allocated == tieouts.allocated_by(session, period)
+    assert counts[1] == counts[0] + 1 > 1 and counts[2] == 0  # September's one allocation
