@@ -81,10 +81,15 @@ def _filters(filters: QueueFilter, now: dt.datetime) -> list[ColumnElement[bool]
         where.append(_E.amount_minor <= filters.max_minor)
     if filters.older_than_days is not None:
         where.append(_E.created_at < now - dt.timedelta(days=filters.older_than_days))
-    if filters.search and filters.search.strip():
-        pattern = f"%{_escape(filters.search.strip().lower())}%"
-        where.append(_E.search_text.like(pattern, escape="\\"))
     return where
+
+
+def _search(filters: QueueFilter) -> ColumnElement[bool] | None:
+    """The free-text condition on `search_text` (None when there is no search)."""
+    if not (filters.search and filters.search.strip()):
+        return None
+    pattern = f"%{_escape(filters.search.strip().lower())}%"
+    return _E.search_text.like(pattern, escape="\\")
 
 
 def _escape(text: str) -> str:
@@ -131,6 +136,43 @@ def _after(sort: QueueSort, cursor: QueueCursor) -> ColumnElement[bool]:
     return or_(column > value, and_(column == value, _E.id > cursor.last_id))
 
 
+SEARCH_WINDOW = 1000
+"""How many rows, in queue order, a free-text search reads by the queue's index first."""
+
+
+def _searched(
+    session: Session,
+    where: list[ColumnElement[bool]],
+    search: ColumnElement[bool],
+    order: tuple[ColumnElement[Any], ...],
+    wanted: int,
+) -> list[ReconException]:
+    """The first `wanted` rows matching `where` and `search`, in the AGE order (created, id).
+
+    Under row-level security PostgreSQL ignores the column's statistics for a LIKE (not
+    leakproof) and guesses that almost nothing matches, so one query scans and sorts every
+    open row even when the first page is among the first hundred in queue order. This reads
+    the first `SEARCH_WINDOW` ids in queue order (from ix_exceptions_age), keeps the matches
+    among them, and scans only what comes after them when those are too few: the same rows in
+    the same order as the one query."""
+    window = session.execute(
+        select(_E.id, _E.created_at).where(*where).order_by(*order).limit(SEARCH_WINDOW)
+    ).all()
+    ids = [row.id for row in window]
+    rows = list(
+        session.scalars(select(_E).where(_E.id.in_(ids), search).order_by(*order).limit(wanted))
+    )
+    if len(rows) >= wanted or len(window) < SEARCH_WINDOW:
+        return rows
+    last = window[-1]
+    after = or_(
+        _E.created_at > last.created_at,
+        and_(_E.created_at == last.created_at, _E.id > last.id),
+    )
+    rest = select(_E).where(*where, search, after).order_by(*order).limit(wanted - len(rows))
+    return rows + list(session.scalars(rest))
+
+
 def list_exceptions(
     engine: Engine,
     acting: Actor | str,
@@ -149,11 +191,16 @@ def list_exceptions(
     column, descending = _sort_key(sort)
     order = (column.desc(), _E.id.desc()) if descending else (column.asc(), _E.id.asc())
     where = _filters(filters, now)
+    search = _search(filters)
     if after is not None:
         where.append(_after(sort, after))
     with tenant_session(engine, tenant_id) as session:
         require(session, acting, tenant_id, Permission.READ)
-        rows = list(session.scalars(select(_E).where(*where).order_by(*order).limit(limit + 1)))
+        if search is not None and sort is QueueSort.AGE:
+            rows = _searched(session, where, search, order, limit + 1)
+        else:
+            where += [search] if search is not None else []
+            rows = list(session.scalars(select(_E).where(*where).order_by(*order).limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
         items = tuple(exception_views(session, rows, now))
