@@ -425,6 +425,12 @@ def _judged_open(session: Session, result: MatchResult) -> list[ReconException]:
     return [e for e in rows if (e.kind, e.subject_ref) in judged]
 
 
+# What the engine raises on a provider's bank credit it finds no payout for; linking the credit
+# to its payout later closes it (a shortfall of the same credit stands: the run that decided it
+# raised it).
+LINKING_CLOSES = "unmatched_payment"
+
+
 def _linked_evidence(result: MatchResult, window_refs: set[str]) -> dict[str, str]:
     """Bank credits outside the window (evidence) the engine linked to a payout: credit ->
     payout. An earlier run that had the credit but not yet its payout may have raised it."""
@@ -474,6 +480,7 @@ def _closing_reasons(
         candidates += session.scalars(
             select(ReconException).where(
                 ReconException.status == "open",
+                ReconException.kind == LINKING_CLOSES,
                 ReconException.transaction_ref.in_(sorted(linked)),
             )
         )
