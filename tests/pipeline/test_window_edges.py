@@ -280,3 +280,19 @@ def test_without_stored_fetches_the_engine_judges_as_before(
     summary = run(app, SPLIT, A, "run-a")
     assert [r[:2] for r in exception_rows(owner, SPLIT, CREDIT)] == [("unmatched_payment", "open")]
     assert summary.stats["credits_waiting_for_cover"] == 0
+
+
+def test_a_short_credit_stays_raised_when_an_earlier_window_links_it_again(
+    engines: tuple[Engine, Engine],
+) -> None:
+    owner, app = engines
+    for name in (SPLIT, UNION):
+        tenant(owner, app, name)
+        short = stripe_credit(B[0])
+        short.amount_minor = 4900  # 0.30 short of the payout
+        add(app, name, short, payout(B[0]))
+    run(app, UNION, BOTH, "union")
+    run(app, SPLIT, B, "run-b")  # decides the credit: linked, 0.30 short
+    run(app, SPLIT, A, "run-a")  # sees it as evidence and links it again
+    assert [r[:2] for r in exception_rows(owner, SPLIT, CREDIT)] == [("payout_shortfall", "open")]
+    assert open_exceptions(owner, SPLIT) == open_exceptions(owner, UNION)
