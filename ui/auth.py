@@ -52,12 +52,19 @@ def production_problem(settings: Settings | None = None) -> str | None:
     return None
 
 
-def _oidc_email(engine: Engine) -> str | None:
+def identity_claims() -> dict[str, object] | None:
+    """The identity provider's claims of the signed-in person (st.user), or None."""
     if not st.user.is_logged_in:
+        return None
+    return {key: st.user[key] for key in st.user}
+
+
+def _oidc_email(engine: Engine) -> str | None:
+    claims = identity_claims()
+    if claims is None:
         return None
     from recon.review.users import actor_from_identity
 
-    claims = {key: st.user[key] for key in st.user}
     cached = st.session_state.get(state.USER_KEY)
     if isinstance(cached, str) and cached:
         return cached
@@ -69,7 +76,13 @@ def _oidc_email(engine: Engine) -> str | None:
 def current_user(engine: Engine, settings: Settings | None = None) -> SignedIn | None:
     """The signed-in person with role and tenants re-read from the database, or None."""
     current = settings or load_settings()
-    email = _oidc_email(engine) if current.is_production else state.signed_in_email()
+    try:
+        email = _oidc_email(engine) if current.is_production else state.signed_in_email()
+    except ReconError as exc:  # an identity the mapping refuses: say so, offer another sign-in
+        st.session_state.pop(state.USER_KEY, None)
+        st.error(plain(exc))
+        st.button("Sign out of the identity provider", on_click=st.logout)
+        return None
     if email is None:
         return None
     from recon.review.users import granted_tenants
