@@ -144,10 +144,10 @@ def _held_credits(session: Session, refs: list[str]) -> set[str]:
                 )
             )
         )
-        held.update(
+        held |= {
             a.transaction_ref
             for a in live_allocations(session, Allocation.transaction_ref.in_(part))
-        )
+        }
     return held
 
 
