@@ -164,7 +164,10 @@ class Ledger:
         )
         kind, p, invoice, detail = kind[order], p[order], invoice[order], detail[order]
         subject = subject[order]
-        ids = self.book.txn_ids(np.maximum(p, 0)) if len(p) else pa.array([], pa.large_string())
+        if len(p) and len(self.book.txn_id):
+            ids = self.book.txn_ids(np.maximum(p, 0))
+        else:  # no payment to name (a window with none can still raise payout exceptions)
+            ids = pa.array([""] * len(p), pa.large_string())
         txn = pc.if_else(pa.array(p >= 0), ids, pa.scalar("", pa.large_string()))
         return pd.DataFrame(
             {

@@ -148,3 +148,12 @@ def test_a_payout_broken_down_is_judged_for_its_breakdown() -> None:
     assert kinds(result)["payout_shortfall"] == {"po_1"}
     assert judged(result, "payout_shortfall") == {"po_1"}
     assert judged(result, "payout_incomplete") == {"po_1"}
+
+
+def test_a_window_without_transactions_still_raises_its_payout_exceptions() -> None:
+    payouts = [payout("po_1", "49.30", arrival_on="2026-03-11")]
+    result = run_with([], AROUND, payouts=payouts)
+    assert kinds(result)["payout_missing"] == {"po_1"}
+    assert set(
+        result.exceptions.loc[result.exceptions["kind"] == "payout_missing", "transaction_id"]
+    ) == {""}
