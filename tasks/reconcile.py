@@ -49,9 +49,9 @@ from tasks.decisions import (
     RECORDED_RULE_PREFIX,
     live_allocations,
     store_allocations,
-    store_exceptions,
     without_vetoed,
 )
+from tasks.exception_store import store_exceptions
 from tasks.payout_links import evidence_days, evidence_frame, store_payout_matches
 from tasks.transids import engine_counterparty, engine_reference, transid_aliases
 

@@ -17,7 +17,8 @@ from recon.db.engine import make_engine
 from recon.db.models import ReconException
 from recon.db.tenancy import tenant_session
 from recon.matching.frames import MatchResult
-from tasks.decisions import ExceptionChanges, key_of, store_exceptions
+from tasks.decisions import key_of
+from tasks.exception_store import ExceptionChanges, store_exceptions
 from tests.pipeline.conftest import TENANT, _register
 from tests.unit.matching.helpers import invoice, payment, payout, run
 

@@ -21,7 +21,7 @@ from recon.db.tenancy import tenant_session
 from recon.matching import MatchConfig, MatchResult, match
 from recon.matching.frames import TRANSACTION_COLUMNS
 from recon.matching.validate import prepare_transactions
-from tasks.decisions import store_exceptions
+from tasks.exception_store import store_exceptions
 from tests.pipeline.conftest import TENANT, _register
 from tests.unit.matching.helpers import FORMAT, frame, inputs, invoice, payment, payout, recorded
 
