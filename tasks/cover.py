@@ -14,7 +14,9 @@ neither changed nor closed, and the run's stats count it (`credits_waiting_for_c
   its window), so the run that holds its bank days raises it, or finds its credit;
 * a waiting credit may lie outside the window of the run that has its payout days (the engine
   never raises on evidence): that run raises it here, with the engine's own wording, when no
-  payout it reads is linked to it, no live link holds it and no person allocated it.
+  payout it reads is linked to it, no live link holds it and no person allocated it;
+* a credit outside the window that this run links to its payout short of the payout's amount
+  gets its `payout_shortfall` here (the run that had the credit may not have had the payout).
 
 A day is held for a provider's dataset when a complete stored fetch of every account of it
 holds the day. A provider with no stored fetch at all (books loaded without the pipeline) is not
@@ -35,7 +37,7 @@ from sqlalchemy.orm import Session
 from recon.db.models import Allocation, Match, RawFetch
 from recon.matching.config import MatchConfig
 from recon.matching.frames import MatchResult
-from recon.money import to_minor
+from recon.money import format_amount, to_minor
 from recon.review.ledger import live_allocations, unreversed
 from tasks.payout_links import PAYOUT_BANK
 
@@ -188,6 +190,43 @@ def _evidence_credits(
     return [r for r in found if r["transaction_id"] not in held]
 
 
+def _evidence_shortfalls(
+    result: MatchResult, frames: dict[str, pd.DataFrame]
+) -> list[dict[str, object]]:
+    """Short credits outside the window that this run linked to their payout. The engine raises
+    a shortfall only on its window's credits, but the run that had the credit may not have had
+    its payout yet; one run over both windows raises it, so this run does, in the engine's words
+    (the same key as the engine's own, so a shortfall raised before changes nothing)."""
+    evidence = frames.get("evidence")
+    matches = result.payout_matches
+    if evidence is None or evidence.empty or matches.empty:
+        return []
+    outside = set(evidence["transaction_id"].astype(str))
+    currency_of = dict(
+        zip(frames["payouts"]["payout_id"], frames["payouts"]["currency"], strict=True)
+    )
+    found: list[dict[str, object]] = []
+    for payout_id, ref, credit, short in zip(
+        matches["payout_id"].astype(str), matches["transaction_id"].astype(str),
+        matches["amount"], matches["shortfall"], strict=True,
+    ):  # fmt: skip
+        total = int(credit) + int(short)
+        if ref not in outside or int(short) <= 0 or total <= 0:
+            continue
+        currency = str(currency_of[payout_id])
+
+        def money(minor: int, currency: str = currency) -> str:
+            return f"{format_amount(minor, currency)} {currency}"
+
+        found.append(
+            {"kind": "payout_shortfall", "transaction_id": ref, "invoice_id": 0,
+             "amount": int(short), "currency": currency, "subject": "",
+             "detail": f"payout {payout_id} of {money(total)} arrived as {money(int(credit))}: "
+                       f"{money(int(short))} short"}
+        )  # fmt: skip
+    return found
+
+
 def wait_for_cover(
     session: Session,
     result: MatchResult,
@@ -233,6 +272,8 @@ def wait_for_cover(
     raised = _evidence_credits(
         session, result, frames.get("evidence", pd.DataFrame()), cover, config, payouts_read
     )
+    short = _evidence_shortfalls(result, frames)
+    raised += short
     if raised:
         extra = pd.DataFrame(raised, columns=list(e.columns)).astype(e.dtypes.to_dict())
         exceptions = pd.concat([exceptions, extra], ignore_index=True)
@@ -244,7 +285,8 @@ def wait_for_cover(
         **result.stats,
         "payouts_waiting_for_cover": len(waiting_payouts),
         "credits_waiting_for_cover": len(waiting_credits),
-        "credits_raised_from_evidence": len(raised),
+        "credits_raised_from_evidence": len(raised) - len(short),
+        "shortfalls_raised_from_evidence": len(short),
     }
     waiting = Waiting(frozenset(waiting_payouts), frozenset(waiting_credits))
     return replace(result, exceptions=exceptions, judged=judged, stats=stats), waiting

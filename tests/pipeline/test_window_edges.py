@@ -296,3 +296,38 @@ def test_a_short_credit_stays_raised_when_an_earlier_window_links_it_again(
     run(app, SPLIT, A, "run-a")  # sees it as evidence and links it again
     assert [r[:2] for r in exception_rows(owner, SPLIT, CREDIT)] == [("payout_shortfall", "open")]
     assert open_exceptions(owner, SPLIT) == open_exceptions(owner, UNION)
+
+
+def test_a_short_credit_decided_before_its_payout_is_raised_when_a_later_window_links_it(
+    engines: tuple[Engine, Engine],
+) -> None:
+    owner, app = engines
+    for name in (SPLIT, UNION):
+        tenant(owner, app, name)
+        short = stripe_credit()
+        short.amount_minor = 4900  # 0.30 short of the payout
+        add(app, name, short)
+    add(app, UNION, payout())
+    run(app, UNION, BOTH, "union")
+    run(app, SPLIT, A, "run-a")  # the credit is in, its payout not stored yet: no payout for it
+    add(app, SPLIT, payout())
+    run(app, SPLIT, B, "run-b")  # the credit is evidence, linked to the payout: 0.30 short
+    assert open_exceptions(owner, SPLIT) == open_exceptions(owner, UNION)
+    assert ("payout_shortfall", "open") in [r[:2] for r in exception_rows(owner, SPLIT, CREDIT)]
+
+    def details(name: str) -> list[str]:
+        with owner.connect() as conn:
+            return list(
+                conn.execute(
+                    text(
+                        "SELECT detail FROM exceptions WHERE tenant_id = :t "
+                        "AND kind = 'payout_shortfall' AND status = 'open'"
+                    ),
+                    {"t": name},
+                ).scalars()
+            )
+
+    assert details(SPLIT) == details(UNION) and len(details(UNION)) == 1
+    before = exception_rows(owner, SPLIT, CREDIT)
+    run(app, SPLIT, B, "run-b2")  # the same window again changes nothing
+    assert exception_rows(owner, SPLIT, CREDIT) == before
