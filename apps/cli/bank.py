@@ -209,6 +209,8 @@ def _print_status(status: ConnectionStatus) -> None:
             ", ".join(f"{q.scope} {q.left}/{q.limit}" for q in a.quota),
         )
     console.print(table)
+    for basis in sorted({a.consent_basis for a in status.accounts if a.consent_basis}):
+        console.print(f"consent dates: {basis}", highlight=False)
     for warning in status.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 

@@ -318,6 +318,9 @@ def test_the_cli_connects_links_and_reports_the_status(
     assert {a["consent"] for a in shown["accounts"]} == {"ok"}
     code, out, _ = _run(capsys, "status", *tenant, "--as", FIN)
     assert code == 0 and "EUR" in out
+    bases = {a["consent_basis"] for a in shown["accounts"]}
+    assert len(bases) == 1 and None not in bases
+    assert f"consent dates: {bases.pop()}" in " ".join(out.split())
     code, out, err = _run(capsys, "check", *tenant, "--as", ADMIN)
     shown = " ".join(out.split())  # rich wraps long lines
     assert code == 9 and err.strip().endswith("1 of 3 connectivity checks failed: Stripe")
