@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,14 +39,16 @@ from recon.errors import (
 )
 from recon.locks import transaction_lock
 from recon.review.access import Actor, Permission, Role, load_actor, normalise_email, require_global
+from recon.review.passwords import decoy_hash as _decoy_hash
+from recon.review.passwords import hash_password as hash_password
+from recon.review.passwords import needs_rehash
+from recon.review.passwords import password_matches as _password_matches
 from recon.tenants import get_tenant
 
 if TYPE_CHECKING:
     from recon.review.identity import IdentityMapping
     from recon.settings import Settings
 
-MIN_PASSWORD_LENGTH = 12
-MAX_PASSWORD_LENGTH = 1024
 BOOTSTRAP_ACTOR = "bootstrap"
 ADMINS_LOCK = "users:admins"
 """The transaction lock of every change that can add or remove an active admin (the bootstrap,
@@ -60,7 +58,6 @@ SIGN_IN_REFUSED = (
     "check both or ask an admin"
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 
 @dataclass(frozen=True)
@@ -91,31 +88,6 @@ class RoleChange:
 
 
 # -- passwords -------------------------------------------------------------------------------------
-
-
-def hash_password(password: str) -> str:
-    """The Argon2id PHC string of `password`, after checking it is long enough."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise RuleViolationError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise RuleViolationError(f"a password may have at most {MAX_PASSWORD_LENGTH} characters")
-    if "\n" in password or "\r" in password:
-        raise RuleViolationError("a password may not contain a line break")
-    return _hasher.hash(password)
-
-
-def _password_matches(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-@lru_cache(maxsize=1)
-def _decoy_hash() -> str:
-    """A hash no one knows the password of: verified for unknown users, so that a wrong email
-    costs the same time as a wrong password and timing does not reveal which emails exist."""
-    return _hasher.hash(secrets.token_urlsafe(24))
 
 
 # -- shared helpers --------------------------------------------------------------------------------
@@ -490,8 +462,8 @@ def authenticate(
             raise PermissionDeniedError(SIGN_IN_REFUSED)
         if user is None or stored is None or not user.active:
             raise PermissionDeniedError(SIGN_IN_REFUSED)
-        if _hasher.check_needs_rehash(stored):
-            user.password_hash = _hasher.hash(password)
+        if needs_rehash(stored):
+            user.password_hash = hash_password(password)
         user.last_login_at = utcnow()
         return Actor(user.id, user.email, Role(user.role), user.display_name)
 
