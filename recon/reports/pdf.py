@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -242,25 +242,64 @@ def _attachments(data: bytes) -> dict[str, bytes]:
     return found
 
 
-def _parse_content(content: bytes) -> Callable[[SectionEntry], Any]:
-    import json
+_INFLATE_CHUNK = 1 << 20
 
-    lines = content.split(b"\n")
-    if not content.startswith(PREAMBLE) or lines[-1] != b"":
+
+def _content_lines(compressed: bytes) -> Iterator[bytes]:
+    """The embedded content's lines without their newlines, inflated a megabyte at a time, so
+    a million-row report is never held decompressed or split in memory."""
+    inflate = zlib.decompressobj()
+    pending = b""
+    try:
+        for start in range(0, len(compressed), _INFLATE_CHUNK):
+            pending += inflate.decompress(compressed[start : start + _INFLATE_CHUNK])
+            *complete, pending = pending.split(b"\n")
+            yield from complete
+        pending += inflate.flush()
+    except zlib.error:
+        raise Tampered("its embedded content cannot be read") from None
+    *complete, pending = pending.split(b"\n")
+    yield from complete
+    if pending or not inflate.eof:  # canonical content ends with a newline and a whole stream
         raise Tampered("its embedded content is not a report's canonical content")
-    rows: dict[str, list[Row]] = {}
-    current: list[Row] | None = None
-    for raw in lines[1:-1]:
-        value = json.loads(raw)
-        if isinstance(value, dict) and "section" in value:
-            current = rows.setdefault(str(value["section"]), [])
-        elif isinstance(value, dict) and "end" in value:
-            current = None
-        elif isinstance(value, list) and current is not None:
-            current.append(tuple(value))
-        else:
+
+
+class _ContentReader:
+    """The embedded content read once, section after section in the manifest's order, keeping
+    the first rows of each section that the pages print."""
+
+    def __init__(self, compressed: bytes, detail_rows: int) -> None:
+        self._lines = _content_lines(compressed)
+        if next(self._lines, b"") + b"\n" != PREAMBLE:
             raise Tampered("its embedded content is not a report's canonical content")
-    return lambda entry: iter(rows.get(entry.name, []))
+        self._detail_rows = detail_rows
+        self.kept: dict[str, list[Row]] = {}
+
+    def rows_of(self, entry: SectionEntry) -> Iterator[Row]:
+        """The rows of `entry`, which must be the next section of the content."""
+        import json
+
+        head = json.loads(next(self._lines, b"null"))
+        if not (isinstance(head, dict) and head.get("section") == entry.name):
+            raise Tampered(f"its embedded content does not hold section {entry.name} next")
+        limit = None if entry.name in SUMMARY_SECTIONS else self._detail_rows
+        kept = self.kept.setdefault(entry.name, [])
+        for raw in self._lines:
+            value = json.loads(raw)
+            if isinstance(value, list):
+                if limit is None or len(kept) < limit:
+                    kept.append(tuple(value))
+                yield tuple(value)
+            elif isinstance(value, dict) and "end" in value:
+                return
+            else:
+                raise Tampered("its embedded content is not a report's canonical content")
+        raise Tampered(f"its embedded content ends inside section {entry.name}")
+
+    def finish(self) -> None:
+        """Refuse content after the last section the manifest names."""
+        if next(self._lines, None) is not None:
+            raise Tampered("its embedded content holds more than its manifest names")
 
 
 def verify_pdf(path: Path, key: SigningKey, *, detail_rows: int = DETAIL_ROWS) -> Manifest:
@@ -270,17 +309,14 @@ def verify_pdf(path: Path, key: SigningKey, *, detail_rows: int = DETAIL_ROWS) -
     if set(parts) != {CONTENT_NAME, MANIFEST_NAME}:
         raise Tampered("it does not carry the report's embedded content and manifest")
     try:
-        content = zlib.decompress(parts[CONTENT_NAME])
         manifest_text = zlib.decompress(parts[MANIFEST_NAME])
     except zlib.error:
         raise Tampered("its embedded content cannot be read") from None
     manifest = load_manifest(manifest_text, "pdf")
-    rows_of = _parse_content(content)
-    check_content(manifest, key, rows_of)
-    shown = [
-        _Shown(e, list(islice(rows_of(e), None if e.name in SUMMARY_SECTIONS else detail_rows)))
-        for e in manifest.sections
-    ]
+    reader = _ContentReader(parts[CONTENT_NAME], detail_rows)
+    check_content(manifest, key, reader.rows_of)
+    reader.finish()
+    shown = [_Shown(e, reader.kept.get(e.name, [])) for e in manifest.sections]
     if render(shown, manifest, parts[CONTENT_NAME], detail_rows) != data:
         raise Tampered("its pages differ from its signed content (a page was changed)")
     return manifest

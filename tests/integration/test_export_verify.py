@@ -185,6 +185,48 @@ def test_a_pdf_verifies_untouched_and_fails_after_an_edit(
     assert not verify_report(path).ok
 
 
+def _pdf_parts(path: Path) -> tuple[bytes, object]:
+    """The PDF's embedded content (inflated) and its manifest."""
+    from recon.reports.pdf import CONTENT_NAME, MANIFEST_NAME, _attachments
+    from recon.reports.verify import load_manifest
+
+    parts = _attachments(path.read_bytes())
+    manifest = load_manifest(zlib.decompress(parts[MANIFEST_NAME]), "pdf")
+    return zlib.decompress(parts[CONTENT_NAME]), manifest
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ("extra section", "more than its manifest names"),
+        ("sections swapped", "does not hold section"),
+        ("cut short", "ends inside section"),
+    ],
+)
+def test_a_pdf_whose_embedded_content_is_out_of_order_or_extra_is_refused(
+    engine: Engine, tmp_path: Path, change: str, refusal: str
+) -> None:
+    """The embedded content is read once, in the manifest's order, never held whole in memory:
+    content beyond, before or short of what the manifest names is refused."""
+    from recon.reports.canonical import PREAMBLE, resolve_signing_key
+    from recon.reports.pdf import _ContentReader
+    from recon.reports.verify import Tampered, check_content
+
+    content, manifest = _pdf_parts(_write(engine, "pdf", tmp_path / "r.pdf"))
+    blocks = [b for b in re.split(rb"(?m)^(?=\{\"section\")", content[len(PREAMBLE) :]) if b]
+    assert len(blocks) == len(manifest.sections)  # type: ignore[attr-defined]
+    if change == "extra section":
+        blocks.append(b'{"section":"extra","title":"x","columns":[]}\n{"end":"extra","rows":0}\n')
+    elif change == "sections swapped":
+        blocks[0], blocks[1] = blocks[1], blocks[0]
+    else:
+        blocks[-1] = blocks[-1][: blocks[-1].rindex(b'{"end"')]
+    reader = _ContentReader(zlib.compress(PREAMBLE + b"".join(blocks)), 500)
+    with pytest.raises(Tampered, match=refusal):
+        check_content(manifest, resolve_signing_key(), reader.rows_of)  # type: ignore[arg-type]
+        reader.finish()
+
+
 # -- the command line ------------------------------------------------------------------------------
 
 
