@@ -23,17 +23,29 @@ if not isinstance(period, tuple) or len(period) != 2:
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner="aggregating")
 def _overview(
-    _engine: object, email: str, tenant_id: str, first: dt.date, last: dt.date, version: int
+    _engine: object,
+    database: str,
+    email: str,
+    tenant_id: str,
+    first: dt.date,
+    last: dt.date,
+    version: int,
 ) -> service.Overview:
-    """Cached per user, tenant, period and data version (the audit head): never across users."""
-    del version  # part of the key only
+    """Cached per database, user, tenant, period and data version (the audit head): never across
+    users, nor across two databases whose audit heads happen to be equal."""
+    del database, version  # part of the key only
     assert isinstance(_engine, Engine)
     return service.overview(_engine, email, tenant_id, first, last)
 
 
 engine, me = state.engine(), state.acting()
 version = components.call(service.data_version, engine, me, tenant)
-view = None if version is None else components.call(_overview, engine, me, tenant, *period, version)
+database = engine.url.render_as_string(hide_password=True)
+view = (
+    None
+    if version is None
+    else components.call(_overview, engine, database, me, tenant, *period, version)
+)
 if view is None:
     st.stop()
 
