@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -152,6 +153,12 @@ def bank(session: Session, period: Period) -> tuple[BankTieOut, ...]:
         .where(*credits)
         .execution_options(yield_per=YIELD)
     )
+    return bank_tieouts(rows)
+
+
+def bank_tieouts(rows: Iterable[Any]) -> tuple[BankTieOut, ...]:
+    """Fold (account, currency, credit, allocated, is payout credit, is not a customer's) rows
+    into one tie-out per bank account and currency."""
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
     for account, currency, amount, allocated, payout, not_customer in rows:
         t = totals[(account, currency)]

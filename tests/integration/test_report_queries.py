@@ -5,7 +5,6 @@ join), over the known books plus allocations of payments outside the period and 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 
 from sqlalchemy import Engine, case, func, select
 
@@ -50,22 +49,7 @@ def _old_bank(session: object, period: Period) -> tuple[BankTieOut, ...]:
         .outerjoin(held, held.c.transaction_ref == txn_ref())
         .where(in_period(period), Transaction.source == "bank", Transaction.amount_minor > 0)
     )
-    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
-    for account, currency, amount, allocated, payout, not_customer in rows:
-        t = totals[(account, currency)]
-        t[0] += 1
-        t[1] += amount
-        t[2] += int(allocated)
-        rest = amount - int(allocated)
-        if payout:
-            t[3] += amount
-            rest -= amount
-        if rest > 0:
-            t[5 if not_customer else 4] += rest
-    return tuple(
-        BankTieOut(account, currency, t[0], t[1], t[2], t[3], t[4], t[5])
-        for (account, currency), t in sorted(totals.items())
-    )
+    return tieouts.bank_tieouts(rows)
 
 
 def _more_books(engine: Engine) -> None:
