@@ -14,13 +14,13 @@ from connectors.sandbox.whmcs import WhmcsState
 from connectors.whmcs import WhmcsClient
 from recon.canonical import transaction_ref
 from recon.db.models import Allocation, AppliedPayment, Invoice, ReconException, Transaction
-from recon.db.tenancy import admin_session, tenant_session
+from recon.db.tenancy import tenant_session
 from recon.money import format_amount, to_minor
 from recon.review.allocations import accept_suggestions, allocate, unallocate
-from recon.tenants import TenantSettings, add_tenant
+from recon.tenants import TenantSettings
 from tasks.apply import apply_payments
 from tasks.reconcile import reconcile_window
-from tests.people import make_user
+from tests.people import backend_with_finance
 
 T, FIN = "acme", "fin@acme.test"
 BOOKED = dt.date(2025, 3, 20)
@@ -28,14 +28,7 @@ BOOKED = dt.date(2025, 3, 20)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        owner = engine = request.getfixturevalue("sqlite_engine")
-    else:
-        owner = request.getfixturevalue("pg_owner_engine")
-        engine = request.getfixturevalue("pg_app_engine")
-    with admin_session(owner) as session:
-        add_tenant(session, T, "Acme", TenantSettings(auto_apply=True), actor="test")
-    make_user(engine, FIN, "finance", (T,))
+    engine = backend_with_finance(request, T, FIN, settings=TenantSettings(auto_apply=True))
     yield engine
 
 

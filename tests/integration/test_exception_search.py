@@ -20,7 +20,7 @@ from recon.review.queue import list_exceptions
 from recon.review.views import QueueFilter
 from recon.tenants import TenantSettings, add_tenant
 from tasks.reconcile import reconcile_window
-from tests.people import make_user
+from tests.people import backend_with_finance
 
 T, FIN = "acme", "fin@acme.test"
 D = dt.date
@@ -30,14 +30,7 @@ WINDOW = (D(2026, 10, 1), D(2026, 10, 7))
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """The application engine of a database with tenant acme and a finance user."""
-    if request.param == "sqlite":
-        owner = engine = request.getfixturevalue("sqlite_engine")
-    else:
-        owner = request.getfixturevalue("pg_owner_engine")
-        engine = request.getfixturevalue("pg_app_engine")
-    with admin_session(owner) as session:
-        add_tenant(session, T, "Acme", TenantSettings(), actor="test")
-    make_user(engine, FIN, "finance", (T,))
+    engine = backend_with_finance(request, T, FIN)
     yield engine
 
 

@@ -14,12 +14,11 @@ from sqlalchemy import Engine, select
 
 from recon.canonical import transaction_ref
 from recon.db.models import Allocation, Invoice, ReconException, Transaction
-from recon.db.tenancy import admin_session, tenant_session
+from recon.db.tenancy import tenant_session
 from recon.review.allocations import allocate, unallocate
 from recon.review.ledger import live_allocations
-from recon.tenants import TenantSettings, add_tenant
 from tasks.reconcile import reconcile_window
-from tests.people import make_user
+from tests.people import backend_with_finance
 
 T, FIN = "acme", "fin@acme.test"
 D = dt.date
@@ -34,14 +33,7 @@ def ref(source_id: str) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """The application engine, a finance user, and the books of `_books`."""
-    if request.param == "sqlite":
-        owner = engine = request.getfixturevalue("sqlite_engine")
-    else:
-        owner = request.getfixturevalue("pg_owner_engine")
-        engine = request.getfixturevalue("pg_app_engine")
-    with admin_session(owner) as session:
-        add_tenant(session, T, "Acme", TenantSettings(), actor="test")
-    make_user(engine, FIN, "finance", (T,))
+    engine = backend_with_finance(request, T, FIN)
     _books(engine)
     yield engine
 

@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from recon.db.models import ReconException
-from recon.db.tenancy import admin_session, tenant_session
+from recon.db.tenancy import tenant_session
 from recon.review import queue
 from recon.review.views import QueueCursor, QueueFilter
-from recon.tenants import TenantSettings, add_tenant
-from tests.people import make_user
+from tests.people import backend_with_finance
 
 T, FIN = "acme", "fin@acme.test"
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
@@ -25,14 +24,7 @@ NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """Tenant acme with 40 exceptions (5 created at the same moment, so ties break by id)."""
-    if request.param == "sqlite":
-        owner = engine = request.getfixturevalue("sqlite_engine")
-    else:
-        owner = request.getfixturevalue("pg_owner_engine")
-        engine = request.getfixturevalue("pg_app_engine")
-    with admin_session(owner) as session:
-        add_tenant(session, T, "Acme", TenantSettings(), actor="test")
-    make_user(engine, FIN, "finance", (T,))
+    engine = backend_with_finance(request, T, FIN)
     with tenant_session(engine, T) as session:
         for n in range(40):
             payer = ("widgets plc", "jane doe", "acme hosting")[n % 3] if n != 37 else "rare co"
