@@ -12,6 +12,12 @@ import pytest
 from recon.errors import InputFileError
 from recon.matching import read_inputs
 from recon.matching.book import pair_key
+from recon.matching.frames import (
+    INVOICE_COLUMNS,
+    PAYOUT_COLUMNS,
+    PAYOUT_LINE_COLUMNS,
+    TRANSACTION_COLUMNS,
+)
 from recon.matching.prepare import _best_per_pair
 from recon.matching.vec import first_of_groups, lexsort
 
@@ -42,18 +48,12 @@ def test_best_per_pair_keeps_the_rows_the_hashed_lexsort_kept(seed: int) -> None
     assert np.array_equal(_best_per_pair(p, client, level, kc), expected)
 
 
-INVOICE_HEADER = [
-    "invoice_id", "invoice_num", "client_id", "client_name", "company_name", "issued_on",
-    "due_on", "total", "balance", "currency", "status",
-]  # fmt: skip
-TXN_HEADER = [
-    "transaction_id", "source", "account_id", "booked_on", "amount", "currency", "counterparty",
-    "reference",
-]  # fmt: skip
+INVOICE_HEADER = list(INVOICE_COLUMNS)  # the files' headers are the engine's own columns
+TXN_HEADER = list(TRANSACTION_COLUMNS)
 INVOICE = ["1", "", "1", "A", "", "2026-03-01", "2026-03-15", "19.99", "19.99", "EUR", "Unpaid"]
 TXN = ["t1", "bank", "a", "2026-03-10", "19.99", "EUR", "A", "1"]
-PAYOUT_HEADER = ["payout_id", "source", "arrival_on", "amount", "currency", "status"]
-LINE_HEADER = ["payout_id", "transaction_id"]
+PAYOUT_HEADER = list(PAYOUT_COLUMNS)
+LINE_HEADER = list(PAYOUT_LINE_COLUMNS)
 
 
 def _write(path: Path, rows: list[list[str]]) -> Path:
