@@ -9,9 +9,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session
 
 from recon.errors import ConfigError
 
@@ -93,3 +94,12 @@ def schema_transaction(connection: Connection) -> Iterator[None]:
             yield
     finally:
         dbapi_connection.isolation_level = previous
+
+
+def without_jit(session: Session) -> None:
+    """Turn PostgreSQL's JIT off for the session's transaction (a no-op elsewhere). One-off
+    aggregates over hundreds of thousands of rows cross its cost threshold and spend seconds
+    compiling (4.8 s of a 9.1 s Overview query, 0.6-2.3 s per report aggregate at 1,000,000
+    transactions), far more than compiling saves."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))

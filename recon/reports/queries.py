@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, sel
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import SQLCoreOperations
 
+from recon.db.engine import without_jit
 from recon.db.models import Allocation, Match, ReconException, Transaction
 
 ENGINE = "engine"
@@ -40,12 +41,11 @@ class Period:
 
 def read_only(session: Session) -> None:
     """Make the report's transaction read-only where the database can (PostgreSQL), without JIT
-    compilation: the report's aggregates cross its cost threshold and spent more time compiling
-    (0.6-2.3 s per query at 1M transactions) than running."""
+    compilation (`without_jit`)."""
     if session.get_bind().dialect.name == "postgresql":
         # switching *to* read-only is allowed after the transaction's first query
         session.execute(text("SET TRANSACTION READ ONLY"))
-        session.execute(text("SET LOCAL jit = off"))
+    without_jit(session)
 
 
 def txn_ref() -> SQLCoreOperations[str]:
