@@ -221,8 +221,12 @@ def _pair_equal_amounts(
     book: Book, p: I64, i: I64, exact: Bools, balance: I64
 ) -> tuple[I64, Bools]:
     """For (payment, invoice) rows of a client whose invoices carry the payment's amount: how
-    many such invoices, and which rows to keep. With several equal invoices, the k-th payment
-    (booking order) takes the k-th oldest invoice."""
+    many such invoices, and which rows to keep.
+
+    With several equal invoices, each payment is paired with the newest one issued before it
+    that a later payment has not taken (latest payment first): a payer pays the invoice it has
+    just been sent, and an older one of the same amount still open is more often one left
+    unpaid than one paid late."""
     same_amount = np.ones(len(p), dtype=np.int64)
     keep = np.ones(len(p), dtype=bool)
     rows = np.flatnonzero(exact)
@@ -232,13 +236,33 @@ def _pair_equal_amounts(
     key = lexsort((amount, client))
     group = np.empty(len(rows), dtype=np.int64)
     group[key] = np.cumsum(first_of_groups(client[key], amount[key])) - 1
-    # the invoice's rank in (due date, id) order, a single sortable number
-    age = book.inv_due[i[rows]].astype(np.int64) * (1 << 40) + i[rows]
-    invoice_rank, invoices = dense_rank(group, age)
-    payment_rank, _ = dense_rank(group, p[rows])
+    _, invoices = dense_rank(group, i[rows])
     same_amount[rows] = invoices
-    keep[rows] = (invoices == 1) | (invoice_rank == payment_rank)
+    several = invoices > 1
+    rows, group = rows[several], group[several]
+    keep[rows] = False
+    keep[rows[_newest_pairs(book, p[rows], i[rows], group)]] = True
     return same_amount, keep
+
+
+def _newest_pairs(book: Book, p: I64, i: I64, group: I64) -> I64:
+    """Rows (indexes into p, i) pairing payments with equal invoices of their group: latest
+    payment first, each takes the newest invoice of its rows that no later payment took."""
+    booked = book.txn_booked[p].astype(np.int64)
+    issued = book.inv_issued[i].astype(np.int64)
+    order = lexsort((-book.inv_id[i], -issued, -p, -booked, group))
+    chosen: list[int] = []
+    taken: set[tuple[int, int]] = set()
+    paired: set[tuple[int, int]] = set()
+    for row, g, payment, invoice in zip(
+        order.tolist(), group[order].tolist(), p[order].tolist(), i[order].tolist(), strict=True
+    ):
+        if (g, payment) in paired or (g, invoice) in taken:
+            continue
+        paired.add((g, payment))
+        taken.add((g, invoice))
+        chosen.append(row)
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _number_checks(book: Book, prep: Prepared, p: I64, i: I64) -> tuple[Bools, Bools]:
@@ -317,6 +341,9 @@ def _assemble(
         name_fits=np.concatenate([singles.column("name_fits"), name_fits[groups.group_p]]),
         subset_fits=np.concatenate([has_subset[p], np.zeros(n_groups, bool)]),
         payer_full_any=full_any[group_p],
+        payer_joint=prep.joint[group_p],
+        subset_ways=groups.ways[group_p],
+        all_searched=~groups.unsearched[group_p] & ~groups.unsure[group_p],
     )
     return Candidates(
         group_p=group_p,

@@ -51,6 +51,7 @@ class Prepared:
     name_kc: I64
     name_usable: Bools
     pair_index: KeyIndex
+    joint: Bools  # per payment: the payer is a joint account (`A NOWAK U. J NOWAK`)
 
 
 def prepare(book: Book, payments: Bools) -> Prepared:
@@ -69,9 +70,10 @@ def prepare(book: Book, payments: Bools) -> Prepared:
     which, invoice = join_keys(refs, book.keys)
     order = lexsort((invoice, refs.row[which]))
     which, invoice = which[order], invoice[order]
-    name_p, name_client, name_level, name_kc = _name_pairs(
-        book, _payer_keys(book.counterparties(rows), rows)
-    )
+    payer, joint_rows = _payer_keys(book.counterparties(rows), rows)
+    name_p, name_client, name_level, name_kc = _name_pairs(book, payer)
+    joint = np.zeros(n, dtype=bool)
+    joint[joint_rows] = True
     limit = np.where(name_level == FULL, cfg.name_max_clients_per_key, MAX_INITIAL_CLIENTS)
     pair_index = KeyIndex.build(pair_key(name_p, name_client.astype(np.uint64)))
     join_p = refs.row[which]
@@ -90,6 +92,7 @@ def prepare(book: Book, payments: Bools) -> Prepared:
         name_kc=name_kc,
         name_usable=name_kc <= limit,
         pair_index=pair_index,
+        joint=joint,
     )
 
 
@@ -105,16 +108,19 @@ def _level(name_level: I64, pair_index: KeyIndex, p: I64, client: I64) -> I64:
     return level
 
 
-def _payer_keys(counterparty: pa.Array, rows: I64) -> NameKeys:
-    """Name keys per payment; payers repeat, so each distinct name is keyed once."""
+def _payer_keys(counterparty: pa.Array, rows: I64) -> tuple[NameKeys, I64]:
+    """Name keys per payment, and the payments from joint accounts; payers repeat, so each
+    distinct name is keyed once."""
     encoded = pc.dictionary_encode(counterparty)
     code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    keys = _joint_keys(encoded.dictionary)
+    keys, joint = _joint_keys(encoded.dictionary)
     by_row = np.argsort(keys.row, kind="stable")
     keys = NameKeys(keys.row[by_row], keys.key[by_row], keys.level[by_row])
     start, count = csr(keys.row, len(encoded.dictionary))
     which, slot = expand(start[code], count[code])  # `which` ascends, so payments do too
-    return NameKeys(rows[which], keys.key[slot], keys.level[slot])
+    is_joint = np.zeros(len(encoded.dictionary), dtype=bool)
+    is_joint[joint] = True
+    return NameKeys(rows[which], keys.key[slot], keys.level[slot]), rows[is_joint[code]]
 
 
 _JOINT = r"(?i)\s+(?:U\.?|UND|AND|&|Y|E|ET|EN|OR|ODER|OU|\+)\s+"
@@ -138,9 +144,9 @@ def _cut_keys(names: pa.Array) -> NameKeys:
     return NameKeys(cut[keys.row].astype(np.int64), keys.key, keys.level)
 
 
-def _joint_keys(names: pa.Array) -> NameKeys:
+def _joint_keys(names: pa.Array) -> tuple[NameKeys, I64]:
     """Keys of each name, of a name cut at a bank's field length without its last word, and of
-    each holder of a joint account (`A NOWAK U. J NOWAK`)."""
+    each holder of a joint account (`A NOWAK U. J NOWAK`); and which names are joint accounts."""
     keys = name_keys(names)
     cut = _cut_keys(names)
     keys = NameKeys(
@@ -150,9 +156,9 @@ def _joint_keys(names: pa.Array) -> NameKeys:
     )
     parts = pc.split_pattern_regex(names, pattern=_JOINT)
     lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
-    if not (lengths > 1).any():
-        return keys
     joint = np.flatnonzero(lengths > 1)
+    if not len(joint):
+        return keys, joint.astype(np.int64)
     some = parts.take(pa.array(joint))
     flat = pc.list_flatten(some)
     parent = joint[pc.list_parent_indices(some).to_numpy().astype(np.int64)]
@@ -161,7 +167,7 @@ def _joint_keys(names: pa.Array) -> NameKeys:
         np.concatenate([keys.row, parent[more.row]]),
         np.concatenate([keys.key, more.key]),
         np.concatenate([keys.level, more.level]),
-    )
+    ), joint.astype(np.int64)
 
 
 def _name_pairs(book: Book, payer: NameKeys) -> tuple[I64, I64, I64, I64]:

@@ -57,6 +57,9 @@ class Features:
     name_fits: I64  # open invoices of the amount over all clients the payer's name may be
     subset_fits: Bools  # single candidates: some open invoices of the payer add up as well
     payer_full_any: Bools  # the payer's full name is some client's
+    payer_joint: Bools  # the payer is a joint account: each holder's name is matched apart
+    subset_ways: I64  # subsets of one client adding up, over all clients the payer may be
+    all_searched: Bools  # every client the payer's name may be had its open invoices summed
 
     def __len__(self) -> int:
         return len(self.via)
@@ -212,11 +215,14 @@ def name_amount(f: Features) -> Bools:
 def name_amount_single(f: Features) -> Bools:
     """No usable reference: of everything open to clients of the payer's name (issued by the
     payment's date, however long overdue), one invoice has exactly the amount (the name may be
-    shared or printed the bank's way)."""
+    shared or printed the bank's way; of a joint account, either holder's)."""
     return all_of(
         _via(f, VIA_NAME),
         _relation(f, EXACT),
-        any_of(_payer_in_full(f), all_of(f.name_level == 1, ~f.payer_full_any)),
+        any_of(
+            _payer_in_full(f),
+            all_of(f.name_level == 1, any_of(~f.payer_full_any, f.payer_joint)),
+        ),
         f.name_fits == 1,
         ~f.conflict,
         ~f.ref_named,
@@ -260,6 +266,26 @@ def name_subset_sum(f: Features) -> Bools:
         _one_way(f),
         _payer_in_full(f),
         _unique_name(f),
+        f.members <= 4,
+        f.name_fits == 0,
+        ~f.conflict,
+        ~f.ref_named,
+        f.in_window,
+    )
+
+
+def name_subset_single(f: Features) -> Bools:
+    """No usable reference: of all the clients the payer's name may be, one set of open
+    invoices of one client adds up exactly, and no single invoice has the amount."""
+    return all_of(
+        _via(f, VIA_SUBSET),
+        _one_way(f),
+        f.subset_ways == 1,
+        f.all_searched,
+        any_of(
+            _payer_in_full(f),
+            all_of(f.name_level == 1, any_of(~f.payer_full_any, f.payer_joint)),
+        ),
         f.members <= 4,
         f.name_fits == 0,
         ~f.conflict,
@@ -363,6 +389,7 @@ RULES: tuple[Rule, ...] = (
     Rule("name_amount_initials", 90, name_amount_initials),
     Rule("name_amount_single", 90, name_amount_single),
     Rule("name_subset_sum", 90, name_subset_sum),
+    Rule("name_subset_single", 90, name_subset_single),
     Rule("ref_fee", 88, ref_fee),
     Rule("name_amount_shared", 82, name_amount_shared),
     Rule("ref_cut_amount", 80, ref_cut_amount),

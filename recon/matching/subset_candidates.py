@@ -25,7 +25,7 @@ Bools = npt.NDArray[np.bool_]
 # the open invoices of one client considered for a subset sum, oldest first
 _SUBSET_POOL = 64
 # the clients sharing a payer's name whose open invoices are searched for subsets
-_SUBSET_CLIENTS = 5
+_SUBSET_CLIENTS = 12
 
 __all__ = ["Groups", "subset_candidates"]
 
@@ -46,6 +46,8 @@ class Groups:
     member_group: I64
     member_invoice: I64
     unsure: Bools  # per payment: a client's open invoices were too many to search them all
+    ways: I64  # per payment: subsets that add up, over every client searched
+    unsearched: Bools  # per payment: some client its payer's name may be was not searched
 
 
 def subset_candidates(state: PassState, refs: RefFacts, want_client_sums: Bools) -> Groups:
@@ -69,6 +71,8 @@ def subset_candidates(state: PassState, refs: RefFacts, want_client_sums: Bools)
     # every client a payer's name may be, up to a handful of them
     wanted = prep.name_usable & want_client_sums[prep.name_p]
     strong = wanted & (prep.name_kc <= _SUBSET_CLIENTS)
+    unsearched = np.zeros(book.n_transactions, dtype=bool)
+    unsearched[prep.name_p[wanted & ~strong]] = True
     pair_p = np.concatenate([rp[by_ref], prep.name_p[strong]])
     pair_c = np.concatenate([book.inv_client[ri[by_ref]], prep.name_client[strong]])
     pair_ref = np.concatenate([np.ones(int(by_ref.sum()), bool), np.zeros(int(strong.sum()), bool)])
@@ -133,6 +137,10 @@ def subset_candidates(state: PassState, refs: RefFacts, want_client_sums: Bools)
     clients = book.inv_client[m_invoice]
     unsure = np.zeros(book.n_transactions, dtype=bool)
     unsure[payment[(via == VIA_SUBSET) & ~solved.complete]] = True
+    by_client = np.flatnonzero(via == VIA_SUBSET)
+    ways = np.bincount(
+        payment[by_client], weights=solved.solutions[by_client], minlength=book.n_transactions
+    ).astype(np.int64)
     return Groups(
         group_p=gp,
         via=via[groups].astype(np.int64),
@@ -147,6 +155,8 @@ def subset_candidates(state: PassState, refs: RefFacts, want_client_sums: Bools)
         member_group=m_group,
         member_invoice=m_invoice,
         unsure=unsure,
+        ways=ways,
+        unsearched=unsearched,
     )
 
 
