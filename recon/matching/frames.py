@@ -51,6 +51,26 @@ PAYOUT_LINE_COLUMNS = ("payout_id", "transaction_id")
 ALLOCATION_COLUMNS = ("transaction_id", "invoice_id", "amount", "rule", "confidence", "decision")
 EXCEPTION_COLUMNS = ("kind", "transaction_id", "invoice_id", "amount", "detail")
 
+# columns with few distinct values: checked once per distinct value, read dictionary-encoded
+CODED_COLUMNS = frozenset(
+    {
+        "source",
+        "currency",
+        "status",
+        "gateway",
+        "issued_on",
+        "due_on",
+        "booked_on",
+        "recorded_on",
+        "arrival_on",
+        "total",
+        "balance",
+        "amount",
+        "fees",
+    }
+)
+
+
 INVOICE_STATUSES = ("Unpaid", "Payment Pending", "Collections", "Paid", "Cancelled", "Refunded")
 OPEN_STATUSES = frozenset({"Unpaid", "Payment Pending", "Collections"})
 EXTRA_STATUSES = ("Draft",)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from recon.errors import InputFileError
 from recon.matching.frames import (
     ALLOCATION_COLUMNS,
+    CODED_COLUMNS,
     EXCEPTION_COLUMNS,
     INVOICE_COLUMNS,
     PAYOUT_COLUMNS,
@@ -58,6 +59,8 @@ __all__ = [
     "write_outputs",
 ]
 
+_CODED_TEXT = pa.dictionary(pa.int32(), pa.large_string())
+
 
 def read_table(path: Path, columns: Sequence[str], option: str) -> pa.Table:
     """Read a CSV (UTF-8, header row) or Parquet file: the needed columns, as read."""
@@ -67,7 +70,7 @@ def read_table(path: Path, columns: Sequence[str], option: str) -> pa.Table:
     if path.suffix.lower() in {".parquet", ".pq"}:
         table = _read_parquet(path, label)
     else:
-        table = _read_csv(path, label)
+        table = _read_csv(path, label, coded=CODED_COLUMNS.intersection(columns))
     missing = [name for name in columns if name not in table.column_names]
     if missing:
         raise InputFileError(
@@ -77,7 +80,8 @@ def read_table(path: Path, columns: Sequence[str], option: str) -> pa.Table:
     return table.select(list(columns))
 
 
-def _read_csv(path: Path, label: str) -> pa.Table:
+def _read_csv(path: Path, label: str, coded: Collection[str] = ()) -> pa.Table:
+    """Every column as text; the `coded` ones dictionary-encoded (few distinct values)."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), None)
@@ -96,7 +100,9 @@ def _read_csv(path: Path, label: str) -> pa.Table:
             path,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.large_string()),
+                column_types={
+                    name: _CODED_TEXT if name in coded else pa.large_string() for name in names
+                },
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
                 null_values=[],
