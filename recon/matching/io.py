@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -149,20 +150,38 @@ def read_inputs(
         return _read_inputs(invoices, transactions, recorded, payouts, payout_lines)
 
 
+@dataclass
+class _PoolSwap:
+    """How many reads are under way, and the pool to put back when the last one ends."""
+
+    readers: int = 0
+    saved: Any = None
+
+
+_SWAP = _PoolSwap()
+_SWAP_LOCK = threading.Lock()
+
+
 @contextmanager
 def _system_memory_pool() -> Iterator[None]:
     """Arrow allocates from the C library's allocator meanwhile (buffers keep their pool).
 
     At 1M invoices, reading with mimalloc (Arrow's default here) spent 2.7-2.9 s of system time
     on fresh memory (its huge-page arenas) against 0.8 s with malloc, and held 150 MiB more
-    once read; see bench/results/match_read.json.
+    once read; see bench/results/match_read.json. Reads side by side in threads share it.
     """
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
+    with _SWAP_LOCK:
+        if _SWAP.readers == 0:
+            _SWAP.saved = pa.default_memory_pool()
+            pa.set_memory_pool(pa.system_memory_pool())
+        _SWAP.readers += 1
     try:
         yield
     finally:
-        pa.set_memory_pool(previous)
+        with _SWAP_LOCK:
+            _SWAP.readers -= 1
+            if _SWAP.readers == 0:
+                pa.set_memory_pool(_SWAP.saved)
 
 
 def _read_inputs(

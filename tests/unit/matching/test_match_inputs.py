@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,17 @@ def test_the_memory_pool_is_given_back_after_reading_or_failing(tmp_path: Path) 
     with pytest.raises(InputFileError):
         read_inputs(**write_files(tmp_path, [("invoices", 1, "total", "x")]))
     assert pa.default_memory_pool().backend_name == before.backend_name
+
+
+def test_reads_side_by_side_give_the_pool_back_once_all_end(tmp_path: Path) -> None:
+    before = pa.default_memory_pool().backend_name
+    folders = [tmp_path / str(k) for k in range(4)]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(lambda f: read_inputs(**write_files(f, [])), folders))
+    assert all(len(inputs.invoices) == 3 for inputs in done)
+    assert pa.default_memory_pool().backend_name == before
 
 
 def _chunked_dictionary(values: list[str], cut: int) -> pa.ChunkedArray:
