@@ -1,6 +1,7 @@
 """Benchmark of the matching engine on synthetic worlds, side by side with a plain baseline.
 
     python -m bench.match_bench [--sizes 10000,100000,1000000] [--seed 7] [--out FILE]
+    python -m bench.match_bench --read-only --sizes 1000000 --repeat 5 --workdir DIR
 
 For each size: generate the world (`connectors.sandbox.synth`), write it as the `recon match` CSV files, then
 in a fresh process each (so peak RSS is the matcher's own): read and validate the files, match,
@@ -18,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +68,8 @@ def run_child(kind: str, folder: Path) -> dict[str, Any]:
     """In this process: read, match (engine or baseline), write; return timings and memory."""
     paths = {name: folder / f"{name}.csv" for name in FILES}
     started = time.perf_counter()
-    if kind == "engine":
+    cpu_started = time.process_time()
+    if kind in ("engine", "read"):
         inputs = read_inputs(
             paths["invoices"],
             paths["transactions"],
@@ -77,7 +80,18 @@ def run_child(kind: str, folder: Path) -> dict[str, Any]:
     else:
         inputs = read_inputs(paths["invoices"], paths["transactions"])
     read_s = time.perf_counter() - started
+    read_cpu_s = time.process_time() - cpu_started
     rss_after_read = _rss_mb()
+    if kind == "read":
+        return {
+            "kind": kind,
+            "invoices": len(inputs.invoices),
+            "transactions": len(inputs.transactions),
+            "read_s": round(read_s, 3),
+            "read_cpu_s": round(read_cpu_s, 3),
+            "rss_after_read_mb": round(rss_after_read, 1),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+        }
     out = folder / kind
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -111,6 +125,7 @@ def run_child(kind: str, folder: Path) -> dict[str, Any]:
         "transactions": len(inputs.transactions),
         "payments": int((inputs.transactions["amount"] > 0).sum()),
         "read_s": round(read_s, 3),
+        "read_cpu_s": round(read_cpu_s, 3),
         "match_s": round(match_s, 3),
         "match_cpu_s": round(match_cpu_s, 3),
         "write_s": round(write_s, 3),
@@ -122,11 +137,49 @@ def run_child(kind: str, folder: Path) -> dict[str, Any]:
 
 def _spawn(kind: str, folder: Path) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.match_bench", "--child", kind, "--dir", str(folder)]
+    load = os.getloadavg()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load_average_before"] = [round(x, 2) for x in load]
     return result
+
+
+def _write_world(
+    n: int, seed: int, folder: Path, console: Console
+) -> tuple[World, dict[str, float]]:
+    """Generate the world of `n` invoices and write its input files; the seconds each took."""
+    started = time.perf_counter()
+    world = generate(SynthConfig(n_invoices=n, seed=seed, invoice_number_format=NUMBER_FORMAT))
+    generate_s = time.perf_counter() - started
+    started = time.perf_counter()
+    world.write_csv(folder)
+    write_inputs_s = time.perf_counter() - started
+    console.print(
+        f"[bold]{n:,} invoices[/bold]: {len(world.transactions):,} transactions, "
+        f"generated in {generate_s:.1f} s, written in {write_inputs_s:.1f} s"
+    )
+    return world, {"generate_s": round(generate_s, 2), "write_inputs_s": round(write_inputs_s, 2)}
+
+
+def bench_read(n: int, seed: int, work: Path, console: Console, repeat: int) -> dict[str, Any]:
+    """Only `read_inputs`, in a fresh process per run, on the files of a world (kept in `work`)."""
+    folder = work / f"n{n}"
+    if not all((folder / f"{name}.csv").is_file() for name in FILES):
+        _write_world(n, seed, folder, console)
+    runs = [_spawn("read", folder) for _ in range(repeat)]
+    middle = {
+        key: statistics.median(run[key] for run in runs)
+        for key in ("read_s", "read_cpu_s", "rss_after_read_mb", "peak_rss_mb")
+    }
+    console.print(
+        f"  read {n:,} invoices: median of {repeat}: {middle['read_s']:.2f} s "
+        f"(cpu {middle['read_cpu_s']:.2f} s), RSS after {middle['rss_after_read_mb']:.0f} MiB, "
+        f"peak {middle['peak_rss_mb']:.0f} MiB; load before each "
+        f"{[run['load_average_before'][0] for run in runs]}"
+    )
+    return {"invoices": n, "median": middle, "runs": runs}
 
 
 def _read_output(path: Path) -> pd.DataFrame:
@@ -214,17 +267,8 @@ def grade(world: World, allocations: pd.DataFrame, exceptions: pd.DataFrame) -> 
 
 def bench_size(n: int, seed: int, work: Path, console: Console, repeat: int = 1) -> dict[str, Any]:
     """Generate, run engine and baseline in their own processes, grade both."""
-    started = time.perf_counter()
-    world = generate(SynthConfig(n_invoices=n, seed=seed, invoice_number_format=NUMBER_FORMAT))
-    generate_s = time.perf_counter() - started
     folder = work / f"n{n}"
-    started = time.perf_counter()
-    world.write_csv(folder)
-    write_inputs_s = time.perf_counter() - started
-    console.print(
-        f"[bold]{n:,} invoices[/bold]: {len(world.transactions):,} transactions, "
-        f"generated in {generate_s:.1f} s, written in {write_inputs_s:.1f} s"
-    )
+    world, seconds = _write_world(n, seed, folder, console)
     runs = {}
     for kind in ("engine", "baseline"):
         # on a shared machine the fastest of a few runs is the matcher's own speed; all are kept
@@ -238,15 +282,15 @@ def bench_size(n: int, seed: int, work: Path, console: Console, repeat: int = 1)
         run["rows_per_s"] = round(run["transactions"] / run["match_s"]) if run["match_s"] else None
         runs[kind] = run
         console.print(
-            f"  {kind:8s} read {run['read_s']:.2f} s, match {run['match_s']:.2f} s "
+            f"  {kind:8s} read {run['read_s']:.2f} s (cpu {run['read_cpu_s']:.2f} s), "
+            f"match {run['match_s']:.2f} s "
             f"(cpu {run['match_cpu_s']:.2f} s; all runs {run['match_s_all']}), "
             f"peak RSS {run['peak_rss_mb']:.0f} MiB"
         )
     return {
         "invoices": n,
         "transactions": len(world.transactions),
-        "generate_s": round(generate_s, 2),
-        "write_inputs_s": round(write_inputs_s, 2),
+        **seconds,
         **runs,
     }
 
@@ -342,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
-    parser.add_argument("--child", choices=("engine", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="only time reading the files (fresh process per run; --workdir keeps the files)",
+    )
+    parser.add_argument("--child", choices=("engine", "baseline", "read"), help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -354,22 +403,32 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": _machine(), "seed": args.seed, "sizes": []}
     try:
         for n in sizes:
-            report["sizes"].append(bench_size(n, args.seed, work, console, args.repeat))
+            if args.read_only:
+                report["sizes"].append(bench_read(n, args.seed, work, console, args.repeat))
+            else:
+                report["sizes"].append(bench_size(n, args.seed, work, console, args.repeat))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()
+    if args.read_only:
+        _save(report, args.out, console)
+        return 0
     by_size = {s["invoices"]: s["engine"]["match_s"] for s in report["sizes"]}
     if 100_000 in by_size and 1_000_000 in by_size and by_size[100_000] > 0:
         ratio = by_size[1_000_000] / by_size[100_000]
         report["scaling_ratio"] = round(ratio, 3)
         report["scaling_exponent"] = round(math.log10(ratio), 3)
     print_report(report, console)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
-        console.print(f"figures written to {args.out}")
+    _save(report, args.out, console)
     return 0
+
+
+def _save(report: dict[str, Any], out: Path | None, console: Console) -> None:
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+        console.print(f"figures written to {out}")
 
 
 if __name__ == "__main__":

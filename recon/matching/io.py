@@ -166,9 +166,10 @@ _SWAP_LOCK = threading.Lock()
 def _system_memory_pool() -> Iterator[None]:
     """Arrow allocates from the C library's allocator meanwhile (buffers keep their pool).
 
-    At 1M invoices, reading with mimalloc (Arrow's default here) spent 2.7-2.9 s of system time
-    on fresh memory (its huge-page arenas) against 0.8 s with malloc, and held 150 MiB more
-    once read; see bench/results/match_read.json. Reads side by side in threads share it.
+    At 1M invoices, reading with mimalloc (Arrow's default here) spent 2.0-3.0 s of system time
+    on fresh memory (its huge-page arenas) against 0.8 s with malloc, took 2.1 s against 1.4 s,
+    and held 150 MiB more once read (bench/results/match_read.json). Reads side by side in
+    threads share it.
     """
     with _SWAP_LOCK:
         if _SWAP.readers == 0:
