@@ -237,3 +237,31 @@ def test_a_bad_value_in_a_later_chunk_names_its_row() -> None:
     assert str(caught.value) == (
         "invoices.csv row 9, column total: '1.999' has more decimals than the currency allows."
     )
+
+
+def test_files_with_only_their_header_read_as_typed_empty_frames(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    paths = write_files(tmp_path / "empty", [])
+    for name, path in paths.items():
+        path.write_text(",".join(GOOD[name][0]) + "\n", encoding="utf-8")
+    inputs = read_inputs(**paths)
+    full = read_inputs(**write_files(tmp_path / "full", []))
+    for name in FILES:
+        frame, typed = getattr(inputs, name), getattr(full, name)
+        assert frame.empty and not typed.empty and list(frame.columns) == list(typed.columns)
+        assert list(frame.dtypes.astype(str)) == list(typed.dtypes.astype(str))
+
+
+def test_frames_in_memory_with_categories_and_missing_values_read_as_their_text() -> None:
+    invoices = pd.DataFrame(GOOD["invoices"][1:], columns=GOOD["invoices"][0])
+    invoices.loc[1, "company_name"] = None  # missing text is "" and a missing due date is
+    invoices.loc[1, "due_on"] = None  # the issue date, as with empty cells in a file
+    as_text = prepare_invoices(invoices.fillna(""))
+    invoices["currency"] = invoices["currency"].astype("category")
+    invoices["status"] = invoices["status"].astype("category")
+    for raw in (invoices, pa.Table.from_pandas(invoices, preserve_index=False)):
+        got = prepare_invoices(raw)
+        assert digest({"i": got}) == digest({"i": as_text})
+    assert as_text["due_on"].iloc[1] == as_text["issued_on"].iloc[1]
+    assert as_text["currency"].tolist() == ["EUR", "JPY", "BHD"]
