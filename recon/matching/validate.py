@@ -45,6 +45,7 @@ I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 Bools = npt.NDArray[np.bool_]
 Text: TypeAlias = "pa.Array | pa.ChunkedArray"
+Prep: TypeAlias = "Callable[[Text], Text] | None"  # what is parsed, made from the text
 
 _LS = pa.large_string()
 _ISO = pa.array(sorted(ISO_4217_CODES), type=_LS)
@@ -102,12 +103,8 @@ class Column:
             array = self._array
             if not pa.types.is_dictionary(array.type):
                 array = pc.dictionary_encode(array)
-            if isinstance(array, pa.ChunkedArray):
-                array = (
-                    array.unify_dictionaries().combine_chunks()
-                    if array.num_chunks
-                    else pa.array([], type=array.type)
-                )
+            if isinstance(array, pa.ChunkedArray):  # one dictionary for all chunks
+                array = array.unify_dictionaries().combine_chunks()
             index = np.asarray(_np(array.indices), dtype=np.int32)
             self._coded = (pc.cast(array.dictionary, _LS), index)
         return self._coded
@@ -164,16 +161,15 @@ def _required(label: str, cols: Columns, names: Sequence[str]) -> None:
             raise _fail(label, position, name, "", "is empty; a value is required")
 
 
-def _currencies(label: str, cols: Columns, name: str = "currency") -> tuple[pa.Array, I32]:
+def _currencies(label: str, cols: Columns) -> tuple[pa.Array, I32]:
     """The codes (upper case) of the distinct values, and each row's index into them."""
-    column = cols[name]
+    column = cols["currency"]
     values, index = column.coded()
     codes = pc.utf8_upper(_trim(values))
     position = column.first_row(~_bools(pc.is_in(codes, value_set=_ISO)))
     if position is not None:
-        raise _fail(
-            label, position, name, column.value(position), "is not an ISO 4217 currency code"
-        )
+        reason = "is not an ISO 4217 currency code"
+        raise _fail(label, position, "currency", column.value(position), reason)
     return codes, index
 
 
@@ -193,13 +189,7 @@ def _raise(label: str, column: str, failure: ParseFailure | None) -> None:
         raise _fail(label, failure.position, column, failure.value, failure.reason)
 
 
-def _amounts(
-    label: str,
-    column: Column,
-    name: str,
-    exponents: I64,
-    prepare: Callable[[Text], Text] | None = None,
-) -> I64:
+def _amounts(label: str, column: Column, name: str, exponents: I64, prepare: Prep = None) -> I64:
     """Amounts in minor units; each distinct text is parsed once per exponent it is used with.
 
     `prepare` turns the text into what is parsed (as row by row); the first row at fault is
@@ -266,16 +256,20 @@ def _whole_numbers(label: str, cols: Columns, name: str, what: str) -> I64:
     return np.asarray(_np(pc.cast(trimmed, pa.int64())), dtype=np.int64)
 
 
+def _repeated(values: Text) -> int | None:
+    """The first row whose text an earlier row has, if any."""
+    if len(pc.unique(values)) == len(values):
+        return None
+    return int(np.flatnonzero(pd.Series(_np(values)).duplicated().to_numpy())[0])
+
+
 def _unique(label: str, cols: Columns, name: str, numbers: I64 | None = None) -> None:
     """No text twice. Where the rows' numbers are all different, so are their texts."""
     if numbers is not None and pd.Series(numbers, copy=False).is_unique:
         return
-    values = cols[name].text
-    if len(pc.unique(values)) == len(values):
-        return
-    repeated = pd.Series(_np(values)).duplicated().to_numpy()
-    position = int(np.flatnonzero(repeated)[0])
-    raise _fail(label, position, name, values[position].as_py(), "appears twice")
+    position = _repeated(cols[name].text)
+    if position is not None:
+        raise _fail(label, position, name, cols[name].value(position), "appears twice")
 
 
 def _choice(
@@ -453,9 +447,8 @@ def prepare_payout_lines(
     position = _first(pc.invert(known))
     if position is not None:
         raise _fail(label, position, "payout_id", payout_id[position].as_py(), "is not a payout")
-    if len(pc.unique(transaction_id)) != len(transaction_id):
-        twice = pd.Series(_np(transaction_id)).duplicated()
-        position = int(np.flatnonzero(twice.to_numpy())[0])
+    position = _repeated(transaction_id)
+    if position is not None:
         value = transaction_id[position].as_py()
         raise _fail(label, position, "transaction_id", value, "is listed in a payout already")
     return _frame(
