@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from recon import audit
@@ -118,6 +118,27 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+_FIELD_SEP = "\x1f"  # the unit separator: joins the searched fields, never typed in a search
+
+
+def _transaction_search(search: str) -> ColumnElement[bool]:
+    """Payer, reference or source id contains `search` (any case).
+
+    One lower-cased LIKE over the three fields joined by a separator, not an ILIKE per field:
+    under row-level security no index can serve a LIKE (not leakproof, so a pg_trgm index is
+    never used, EXPLAIN as the application role shows), so the search is a scan of the tenant's
+    transactions, and one lower() and one LIKE per row scan about twice as fast. A match cannot
+    span two fields: the pattern holds no wildcard but at its ends and no separator (a search
+    holding one uses the per-field form)."""
+    pattern = _like(search)
+    fields = (Transaction.counterparty, Transaction.reference, Transaction.source_id)
+    if _FIELD_SEP in pattern:
+        return or_(*(col.ilike(pattern, escape="\\") for col in fields))
+    joined = func.coalesce(fields[0], "") + _FIELD_SEP + func.coalesce(fields[1], "")
+    joined = joined + _FIELD_SEP + fields[2]
+    return func.lower(joined).like(func.lower(pattern), escape="\\")
+
+
 def _allocation_views(
     session: Session, column: Any, keys: list[str]
 ) -> dict[str, list[AllocationView]]:
@@ -178,19 +199,7 @@ def transactions_page(
     size = _limit(limit)
     query = select(Transaction, transaction_ref_of().label("ref")).order_by(Transaction.id.desc())
     if search.strip():
-        pattern = _like(search)
-        query = query.where(
-            or_(
-                *(
-                    col.ilike(pattern, escape="\\")
-                    for col in (
-                        Transaction.counterparty,
-                        Transaction.reference,
-                        Transaction.source_id,
-                    )
-                )
-            )
-        )
+        query = query.where(_transaction_search(search))
     if source:
         query = query.where(Transaction.source == source)
     if date_from:
