@@ -342,6 +342,7 @@ def _assemble(
         subset_fits=np.concatenate([has_subset[p], np.zeros(n_groups, bool)]),
         payer_full_any=full_any[group_p],
         payer_joint=prep.joint[group_p],
+        payer_abbreviated=prep.abbreviated[group_p],
         subset_ways=groups.ways[group_p],
         all_searched=~groups.unsearched[group_p] & ~groups.unsure[group_p],
     )

@@ -127,6 +127,16 @@ def _segment_sums(values: U64, starts: I64, lengths: I64) -> U64:
     return np.asarray(running[starts + lengths] - running[starts], dtype=np.uint64)
 
 
+def has_initial(names: pd.Series | pa.Array) -> npt.NDArray[np.bool_]:
+    """Per name: one of its words is a lone initial (`E. LARSSON`, `Larsson E`)."""
+    words = _words(names)
+    flat, parent = _kept_words(words)
+    initial = pc.equal(pc.utf8_length(flat), 1).to_numpy(zero_copy_only=False).astype(bool)
+    out = np.zeros(len(words), dtype=bool)
+    out[parent[initial]] = True
+    return out
+
+
 def name_keys(names: pd.Series | pa.Array) -> NameKeys:
     """Full and initial keys of each name, in no particular order (no words, no key)."""
     words = _words(names)

@@ -15,7 +15,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from recon.matching.book import Book, pair_key
-from recon.matching.names import FULL, NameKeys, name_keys
+from recon.matching.names import FULL, NameKeys, has_initial, name_keys
 from recon.matching.references import RefNumbers, extract_numbers, join_keys
 from recon.matching.vec import KeyIndex, csr, expand, first_of_groups, lexsort
 
@@ -52,6 +52,7 @@ class Prepared:
     name_usable: Bools
     pair_index: KeyIndex
     joint: Bools  # per payment: the payer is a joint account (`A NOWAK U. J NOWAK`)
+    abbreviated: Bools  # per payment: the payer's name has an initial (`E. LARSSON`)
 
 
 def prepare(book: Book, payments: Bools) -> Prepared:
@@ -70,10 +71,12 @@ def prepare(book: Book, payments: Bools) -> Prepared:
     which, invoice = join_keys(refs, book.keys)
     order = lexsort((invoice, refs.row[which]))
     which, invoice = which[order], invoice[order]
-    payer, joint_rows = _payer_keys(book.counterparties(rows), rows)
+    payer, joint_rows, abbreviated_rows = _payer_keys(book.counterparties(rows), rows)
     name_p, name_client, name_level, name_kc = _name_pairs(book, payer)
     joint = np.zeros(n, dtype=bool)
     joint[joint_rows] = True
+    abbreviated = np.zeros(n, dtype=bool)
+    abbreviated[abbreviated_rows] = True
     limit = np.where(name_level == FULL, cfg.name_max_clients_per_key, MAX_INITIAL_CLIENTS)
     pair_index = KeyIndex.build(pair_key(name_p, name_client.astype(np.uint64)))
     join_p = refs.row[which]
@@ -93,6 +96,7 @@ def prepare(book: Book, payments: Bools) -> Prepared:
         name_usable=name_kc <= limit,
         pair_index=pair_index,
         joint=joint,
+        abbreviated=abbreviated,
     )
 
 
@@ -108,9 +112,9 @@ def _level(name_level: I64, pair_index: KeyIndex, p: I64, client: I64) -> I64:
     return level
 
 
-def _payer_keys(counterparty: pa.Array, rows: I64) -> tuple[NameKeys, I64]:
-    """Name keys per payment, and the payments from joint accounts; payers repeat, so each
-    distinct name is keyed once."""
+def _payer_keys(counterparty: pa.Array, rows: I64) -> tuple[NameKeys, I64, I64]:
+    """Name keys per payment, the payments from joint accounts and those whose payer's name
+    has an initial; payers repeat, so each distinct name is keyed once."""
     encoded = pc.dictionary_encode(counterparty)
     code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     keys, joint = _joint_keys(encoded.dictionary)
@@ -120,7 +124,12 @@ def _payer_keys(counterparty: pa.Array, rows: I64) -> tuple[NameKeys, I64]:
     which, slot = expand(start[code], count[code])  # `which` ascends, so payments do too
     is_joint = np.zeros(len(encoded.dictionary), dtype=bool)
     is_joint[joint] = True
-    return NameKeys(rows[which], keys.key[slot], keys.level[slot]), rows[is_joint[code]]
+    initial = has_initial(encoded.dictionary)
+    return (
+        NameKeys(rows[which], keys.key[slot], keys.level[slot]),
+        rows[is_joint[code]],
+        rows[initial[code]],
+    )
 
 
 _JOINT = r"(?i)\s+(?:U\.?|UND|AND|&|Y|E|ET|EN|OR|ODER|OU|\+)\s+"

@@ -58,6 +58,7 @@ class Features:
     subset_fits: Bools  # single candidates: some open invoices of the payer add up as well
     payer_full_any: Bools  # the payer's full name is some client's
     payer_joint: Bools  # the payer is a joint account: each holder's name is matched apart
+    payer_abbreviated: Bools  # the payer's name has an initial, so its full key is a part only
     subset_ways: I64  # subsets of one client adding up, over all clients the payer may be
     all_searched: Bools  # every client the payer's name may be had its open invoices summed
 
@@ -104,6 +105,12 @@ def _payer(f: Features) -> Bools:
 
 def _payer_in_full(f: Features) -> Bools:
     return np.asarray(f.name_level == 2, dtype=np.bool_)
+
+
+def _initials_alone(f: Features) -> Bools:
+    # the client's name with initials, unless the payer's name as printed is another client's
+    # in full (an abbreviated name's full key is its surname only; a joint account has two)
+    return all_of(f.name_level == 1, any_of(~f.payer_full_any, f.payer_joint, f.payer_abbreviated))
 
 
 def _unique_name(f: Features) -> Bools:
@@ -219,10 +226,7 @@ def name_amount_single(f: Features) -> Bools:
     return all_of(
         _via(f, VIA_NAME),
         _relation(f, EXACT),
-        any_of(
-            _payer_in_full(f),
-            all_of(f.name_level == 1, any_of(~f.payer_full_any, f.payer_joint)),
-        ),
+        any_of(_payer_in_full(f), _initials_alone(f)),
         f.name_fits == 1,
         ~f.conflict,
         ~f.ref_named,
@@ -282,10 +286,7 @@ def name_subset_single(f: Features) -> Bools:
         _one_way(f),
         f.subset_ways == 1,
         f.all_searched,
-        any_of(
-            _payer_in_full(f),
-            all_of(f.name_level == 1, any_of(~f.payer_full_any, f.payer_joint)),
-        ),
+        any_of(_payer_in_full(f), _initials_alone(f)),
         f.members <= 4,
         f.name_fits == 0,
         ~f.conflict,
