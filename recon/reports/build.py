@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -78,6 +79,7 @@ def build_report(
     with tenant_session(engine, tenant_id) as session:
         actor = require(session, acting, tenant_id, Permission.EXPORT)
         read_only(session)
+        chain = _chain_check(engine, tenant_id, key)  # runs beside the queries below
         max_id = session.scalar(select(func.coalesce(func.max(Allocation.id), 0)))
         period = Period(date_from, date_to, int(max_id or 0))
         reversed_by = reversals(session, period)
@@ -96,7 +98,7 @@ def build_report(
             decisions=_decisions(session, period),
             quarantined=_quarantined(session, period),
             failed_validations=_failed_validations(session, period),
-            audit=_audit(session, tenant_id, key),
+            audit=chain.result() if chain is not None else _audit(session, tenant_id, key),
         )
 
 
@@ -327,6 +329,27 @@ def _failed_validations(session: Session, period: Period) -> tuple[FailedValidat
         )
         for v in rows
     )
+
+
+def _chain_check(engine: Engine, tenant_id: str, key: ChainKey) -> Future[AuditVerdict] | None:
+    """On PostgreSQL, the chain's verdict computed in a thread with its own connection while the
+    report's queries run (the walk is Python work, the queries the server's, so they overlap on
+    two cores); None elsewhere (SQLite: in the report's own transaction). The report reads at
+    read committed, each query its own snapshot, so a verdict from its own transaction is what
+    the report's would be."""
+    if engine.dialect.name != "postgresql":
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-chain")
+    try:
+        return pool.submit(_audit_apart, engine, tenant_id, key)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its walk
+
+
+def _audit_apart(engine: Engine, tenant_id: str, key: ChainKey) -> AuditVerdict:
+    with tenant_session(engine, tenant_id) as session:
+        read_only(session)
+        return _audit(session, tenant_id, key)
 
 
 def _audit(session: Session, tenant_id: str, key: ChainKey) -> AuditVerdict:
