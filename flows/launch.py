@@ -37,19 +37,25 @@ class Started:
 
 
 def run_flow(flow: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Call a flow here with the heartbeat frequency the deployments use."""
+    """Call a flow here with the heartbeat frequency the deployments use, on this process's
+    temporary API when one was started (`start_local_api`)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}):
+    from flows.prefect_server import api_settings
+
+    with (
+        api_settings(),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}),
+    ):
         return flow(*args, **kwargs)
 
 
 def start_local_api() -> None:
-    """Make sure flow runs in this process have an API: the guarded temporary server when
-    `PREFECT_API_URL` is unset (started once per process), nothing otherwise."""
-    from flows.prefect_server import local_prefect_api
+    """Start the guarded temporary API for flow runs of this process when `PREFECT_API_URL` is
+    unset (once per process), without waiting: `run_flow` waits for it to answer."""
+    from flows.prefect_server import begin_local_prefect_api
 
-    local_prefect_api()
+    begin_local_prefect_api()
 
 
 def reconcile_here(
@@ -63,12 +69,15 @@ def reconcile_here(
 ) -> RunOutcome:
     """Run the reconcile flow in this process, to its end, and return its outcome.
 
-    The temporary API is started first; `announce`, when given, is a context manager factory
-    entered around the flow itself (the CLI's spinner), not around the server's start.
+    The temporary API is started first and boots on the other core while this process imports
+    the flow and builds the validation context; `announce`, when given, is a context manager
+    factory entered around the flow call (the CLI's spinner), which first waits for the server.
     """
-    from flows.reconcile import reconcile
-
     start_local_api()
+    from flows.reconcile import reconcile
+    from tasks.validate import prepare
+
+    prepare()  # great-expectations' import and context build, in a thread, meanwhile
     chosen = list(sources) if sources else None
     with announce() if announce is not None else contextlib.nullcontext():
         return run_flow(

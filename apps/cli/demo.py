@@ -18,6 +18,11 @@ def demo_command(
     port: Annotated[int, typer.Option(help="Port the ops UI serves the demo on.")] = 8501,
 ) -> None:
     """Sandbox providers, a migrated SQLite database, the demo tenant and a 90-day run."""
+    from flows.launch import start_local_api
+
+    # Prefect's temporary server boots on the other core while the demo builds its world; the
+    # flow call waits for it (and the server stops with this process).
+    start_local_api()
     from apps.cli import doctor
     from apps.cli.run import print_summary, run_flow
     from apps.demo import (
@@ -28,7 +33,6 @@ def demo_command(
         prepare_database,
         sandbox_environment,
     )
-    from apps.prefect_server import local_prefect_api
     from connectors.runtime import Runtime
     from flows.reconcile import reconcile
     from recon.tenants import TenantSettings
@@ -60,7 +64,6 @@ def demo_command(
         finally:
             demo_runtime.close()
         start = today - dt.timedelta(days=DEMO_DAYS - 1)
-        local_prefect_api()  # Prefect's temporary server, stopped with this process
         with console.status(f"reconciling {DEMO_TENANT} {start}..{today}"):
             result = run_flow(reconcile, tenant=DEMO_TENANT, date_from=start, date_to=today)
         print_summary(result)
