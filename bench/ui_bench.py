@@ -10,7 +10,8 @@ application role under row-level security, the service calls each page makes on 
 
 - Overview: data version, latest booking (the default period), figures and chart series (90 days)
 - Exceptions: the queue's first page (25) and the first exception's detail
-- Transactions, Invoices: the first page (50) with each row's allocations
+- Transactions, Invoices: the first page (50) with each row's allocations; Transactions also a
+  free-text search that matches nothing (it reads every transaction of the tenant)
 - Runs: the 30 latest runs with their failed validations and quarantined rows
 - Audit log: the first page (50); chain verification (every entry) timed apart
 - Reports: `build_report` over 30 days (summary, tie-outs, open exceptions, decisions, the chain's
@@ -186,6 +187,10 @@ def _pages(url: str) -> tuple[list[tuple[str, Callable[[], str]]], Any]:
     def transactions() -> str:
         return f"{len(explore.transactions_page(app, me, tenant, limit=50).rows)} rows"
 
+    def search() -> str:
+        found = explore.transactions_page(app, me, tenant, search="no such payer", limit=50)
+        return f"{len(found.rows)} rows"
+
     def invoices() -> str:
         return f"{len(explore.invoices_page(app, me, tenant, limit=50).rows)} rows"
 
@@ -204,7 +209,8 @@ def _pages(url: str) -> tuple[list[tuple[str, Callable[[], str]]], Any]:
         return f"{built.allocation_count:,} allocations counted, {built.audit.entries:,} verified"
 
     pages = [("Overview", overview), ("Exceptions (page + detail)", exceptions),
-             ("Transactions", transactions), ("Invoices", invoices), ("Runs", runs),
+             ("Transactions", transactions),
+             ("Transactions: search, no match", search), ("Invoices", invoices), ("Runs", runs),
              ("Audit log (first page)", audit_log), ("Audit log: verify chain", verify),
              ("Reports: build_report (30 days)", report)]  # fmt: skip
     return pages, app

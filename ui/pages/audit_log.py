@@ -15,7 +15,10 @@ PAGER = "audit"
 st.title("Audit log")
 tenant = state.tenant()
 if st.button("Verify chain", type="primary"):
-    verdict = components.call(explore.verify_audit_chain, state.engine(), state.acting(), tenant)
+    with st.spinner("verifying every entry of the chain (about a second per 100,000)"):
+        verdict = components.call(
+            explore.verify_audit_chain, state.engine(), state.acting(), tenant
+        )
     if verdict is not None:
         (st.success if verdict.ok else st.error)(components.plain(verdict.message))
         st.caption(f"head hash {verdict.head_hash}")
