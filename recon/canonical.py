@@ -8,11 +8,12 @@ load upserts on, and the table it lands in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from recon.db import models
-from recon.db.base import Base
+if TYPE_CHECKING:  # the models load SQLAlchemy: a connector that normalises needs neither
+    from recon.db.base import Base
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class Dataset:
     """A canonical frame: its columns, natural key and target table."""
 
     name: str
-    model: type[Base]
+    model_name: str
+    """The ORM class of the target table in `recon.db.models`."""
     columns: tuple[str, ...]
     key: tuple[str, ...]
     money: tuple[str, ...] = ()
@@ -29,6 +31,14 @@ class Dataset:
     settled: tuple[str, str, str] | None = None
     """(column, settled value, earlier value): a row once settled is never set back."""
 
+    @property
+    def model(self) -> type[Base]:
+        """The target table's ORM class (imported on first use)."""
+        from recon.db import models
+
+        model: type[Base] = getattr(models, self.model_name)
+        return model
+
     def empty(self) -> pd.DataFrame:
         """A frame with this dataset's columns and no rows."""
         return pd.DataFrame({column: pd.Series(dtype=object) for column in self.columns})
@@ -36,7 +46,7 @@ class Dataset:
 
 TRANSACTIONS = Dataset(
     name="transactions",
-    model=models.Transaction,
+    model_name="Transaction",
     columns=(
         "source",
         "account_ref",
@@ -61,7 +71,7 @@ TRANSACTIONS = Dataset(
 
 STRIPE_TRANSACTIONS = Dataset(
     name=TRANSACTIONS.name,
-    model=models.Transaction,
+    model_name="Transaction",
     columns=(*TRANSACTIONS.columns, "charge_id", "payment_intent"),
     key=TRANSACTIONS.key,
     money=TRANSACTIONS.money,
@@ -74,7 +84,7 @@ each one belongs to and that charge's payment intent (what WHMCS records as `tra
 
 INVOICES = Dataset(
     name="invoices",
-    model=models.Invoice,
+    model_name="Invoice",
     columns=(
         "invoice_id",
         "invoice_num",
@@ -96,7 +106,7 @@ INVOICES = Dataset(
 
 RECORDED = Dataset(
     name="recorded",
-    model=models.RecordedPayment,
+    model_name="RecordedPayment",
     columns=(
         "whmcs_txn_id",
         "invoice_id",
@@ -115,7 +125,7 @@ RECORDED = Dataset(
 
 PAYOUTS = Dataset(
     name="payouts",
-    model=models.Payout,
+    model_name="Payout",
     columns=("source", "payout_id", "arrival_on", "amount_minor", "currency", "status"),
     key=("source", "payout_id"),
     money=("amount_minor",),
@@ -124,7 +134,7 @@ PAYOUTS = Dataset(
 
 PAYOUT_LINES = Dataset(
     name="payout_lines",
-    model=models.PayoutLine,
+    model_name="PayoutLine",
     columns=("source", "payout_id", "transaction_id"),
     key=("source", "payout_id", "transaction_id"),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -39,8 +39,10 @@ from connectors.gocardless.wire import (
 )
 from connectors.http import HttpPolicy, PolicyClient, ProviderRejectedError
 from connectors.pages import Page
-from connectors.quota import QuotaGuard
 from recon.redaction import register_secret
+
+if TYPE_CHECKING:  # the guard counts in the database: the client alone needs no SQLAlchemy
+    from connectors.quota import QuotaGuard
 
 
 class GoCardlessClient(Closing):

@@ -53,3 +53,18 @@ def test_a_wrong_arrow_breaks_the_contracts(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "connectors.pages -> tasks.land" in result.stdout
     assert "recon.matching is not allowed to import sqlalchemy" in result.stdout
+
+
+def test_the_provider_clients_load_no_database_library() -> None:
+    # A connector parses and fetches; counting quotas and loading rows happen a floor above or
+    # behind a guard the caller hands in, so importing one must not pull in SQLAlchemy.
+    code = (
+        "import sys\n"
+        "import connectors.stripe, connectors.gocardless, connectors.whmcs\n"
+        "import connectors.gocardless_payments, recon.canonical\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
