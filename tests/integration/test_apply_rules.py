@@ -50,6 +50,7 @@ WRITE_BACK: dict[str, bool] = {
     "name_amount_single": True,
     "name_amount_overdue": True,
     "name_subset_sum": True,
+    "name_subset_single": True,
     "ref_fee": True,
     "name_amount_shared": True,
     "ref_cut_amount": True,

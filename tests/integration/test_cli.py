@@ -34,7 +34,7 @@ def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a hang guard, not a speed goal: a demo takes minutes on a loaded CI core
         check=False,
     )
 
