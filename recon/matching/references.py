@@ -187,8 +187,13 @@ def format_patterns(number_format: str) -> list[tuple[str, str]]:
 
     separated, glued = fields(glued=False, min_digits=1), fields(glued=True, min_digits=1)
     # letters before the number are specific enough to be found glued to other letters
-    # (`FVABC12345`, `NRINV-2026-00042`)
-    lead = "" if re.match(r"[A-Z]{2}", "".join(parts[:first_field])) else r"\b"
+    # (`FVABC12345`, `NRINV-2026-00042`); so is one letter followed by a year or another field
+    # besides the number (`NOF2026003191` for `F{YEAR}{NUMBER}`), but not `F{NUMBER}` (`REF123`)
+    letters = "".join(parts[:first_field])
+    specific = bool(re.match(r"[A-Z]{2}", letters)) or (
+        letters[:1].isalpha() and any(p in _FIELD_PATTERNS and p != "{NUMBER}" for p in parts)
+    )
+    lead = "" if specific else r"\b"
     patterns: list[tuple[str, str]] = []
     if has_letters or separated != glued:
         patterns.append((rf"{lead}{prefix}{separated}\b", f" {_FORMAT}\\1{_FORMAT} "))

@@ -64,6 +64,31 @@ def test_numbers_glued_to_letters_match_without_configuration() -> None:
     }
 
 
+def test_a_number_glued_to_letters_is_automated_only_when_the_amount_fits() -> None:
+    """`NoF2026000403` names invoice F2026000403; it is automated only with its open amount."""
+    invoices = [
+        invoice(
+            8000 + n,
+            "24.00",
+            client_id=str(n),
+            client_name=f"Client {n}",
+            invoice_num=f"F2026{400 + n:06d}",
+        )
+        for n in range(20)
+    ]
+    payments = [payment("t1", "24.00", "NoF2026000403", counterparty="Someone Else")]
+    payments.append(payment("t2", "24.00", "REFF2026000407", counterparty="Client 7"))
+    # the amount of no invoice: a reading, not a decision
+    payments.append(payment("t3", "31.00", "INVF2026000409", counterparty="Someone Else"))
+    result = match(inputs(invoices, payments), MatchConfig())
+    assert result.stats["invoice_number_formats"] == ["F{YEAR}{NUMBER}"]
+    auto = result.allocations[result.allocations["decision"] == "auto"]
+    assert dict(zip(auto["transaction_id"], auto["invoice_id"], strict=True)) == {
+        "t1": 8003,
+        "t2": 8007,
+    }
+
+
 def test_the_formats_used_are_reported() -> None:
     invoices = [invoice(8000 + n, "24.00", invoice_num=f"2026/{n}") for n in range(1, 6)]
     result = match(inputs(invoices, [payment("t1", "24.00", "2026/3")]), MatchConfig())

@@ -110,6 +110,22 @@ def test_numbers_glued_to_letters_and_two_digit_years() -> None:
     assert numbers("pago 00042 DE", "{NUMBER}-DE") == {42: FORMATTED}
 
 
+@pytest.mark.parametrize(
+    "reference", ["NoF2026003191", "REFF2026003191", "Odeme INVF2026003191", "FVF2026003191x"]
+)
+def test_one_letter_prefix_with_a_year_is_read_glued_to_letters(reference: str) -> None:
+    """`F{YEAR}{NUMBER}`: a token holding the full number after other letters is a reading."""
+    assert numbers(reference, "F{YEAR}{NUMBER}") == {3191: FORMATTED}
+
+
+def test_one_letter_prefix_alone_is_not_read_glued_to_letters() -> None:
+    # `F{NUMBER}` is too loose: `XF12345` may be any code, so it stays unread
+    assert numbers("XF12345", "F{NUMBER}") == {}
+    assert numbers("F12345", "F{NUMBER}") == {12345: FORMATTED}
+    # the year must be there: letters, F and a bare number are not the tenant's full number
+    assert numbers("NOF3191", "F{YEAR}{NUMBER}") == {}
+
+
 def test_invoice_keys_and_join() -> None:
     keys = invoice_keys(
         np.array([10234, 10235, 10236]),
