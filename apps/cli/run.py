@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from apps.cli.context import console, runtime
-from flows.launch import HEARTBEAT_SECONDS, reconcile_here, run_flow
+from flows.launch import HEARTBEAT_SECONDS, reconcile_here, run_flow, start_local_api
 from recon.db.tenancy import admin_session
 from recon.errors import ConfigError
 from recon.money import format_amount
@@ -81,12 +81,15 @@ def run_command(
     start, end = parse_day(date_from, "--from"), parse_day(date_to, "--to")
     if start > end:
         raise ConfigError(f"--from {start} is after --to {end}")
+    # Prefect's temporary server boots on the other core during the checks below (and is
+    # stopped with this process if one of them fails).
+    start_local_api()
     rt = runtime()
     with admin_session(rt.checked_engine()) as session:
         active_tenant(session, tenant)
     from recon.audit import resolve_chain_key
 
-    resolve_chain_key(rt.secrets)  # stop before Prefect starts when the audit key is missing
+    resolve_chain_key(rt.secrets)  # stop before the flow starts when the audit key is missing
     result = reconcile_here(
         tenant,
         start,
