@@ -67,6 +67,7 @@ class LocalServer:
     state_dir: str | None = None
     ready: bool = False
     announced: bool = False
+    from_template: bool = False
     _lifeline: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,12 +79,14 @@ class LocalServer:
     def launch(self) -> None:
         """Start the server process (on this server's port) without waiting for it."""
         self._cut_lifeline()  # a restart on another port replaces the previous process
+        self.from_template = False
         env = dict(self.env)
         state_dir = tempfile.mkdtemp(prefix="recon-prefect-")
         if not any(env.get(name) for name in _DATABASE_SETTINGS):
             database = Path(state_dir) / "prefect.db"
             if self.template is not None and self.template.is_file():
                 shutil.copyfile(self.template, database)
+                self.from_template = True
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{database}"
         read_end, write_end = os.pipe()  # neither end is inherited by other children
         try:
@@ -122,6 +125,14 @@ class LocalServer:
                 while time.monotonic() < deadline:
                     assert self.process is not None
                     code = self.process.poll()
+                    if code is not None and self.from_template:
+                        # A failed start (uvicorn's code 3 too) from a copied database: start
+                        # again from nothing, on a new port in case that was taken.
+                        self._drop_template()
+                        self.port = _free_port()
+                        self.launch()
+                        self._announce()
+                        continue
                     if code == PORT_IN_USE_EXIT:
                         self.port = _free_port()
                         self.launch()
@@ -163,6 +174,15 @@ class LocalServer:
                 process.wait()
         self.ready = False
         self._cut_lifeline()
+
+    def _drop_template(self) -> None:
+        """Forget a template the server could not start from; the next start keeps a new one."""
+        log.warning(
+            "Prefect's temporary server could not start from %s; migrating anew", self.template
+        )
+        if self.template is not None:
+            with contextlib.suppress(OSError):
+                self.template.unlink()
 
     def _keep_template(self) -> None:
         """Copy the freshly migrated database, before any flow run, as the next start's."""

@@ -107,3 +107,22 @@ def test_a_profile_naming_a_server_stops_the_early_launch(tmp_path: Path) -> Non
     assert _python(BEGIN_ONLY, env) == {"server": False}
     # Stopped before it could migrate anything: no template was kept.
     assert not list(home.glob("recon-server-*.db"))
+
+
+def test_an_unusable_template_is_dropped_and_the_server_migrates_anew(tmp_path: Path) -> None:
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    env = base_env() | {"PREFECT_HOME": str(home), "PREFECT_PROFILES_PATH": str(home / "p.toml")}
+    version = subprocess.run(
+        [sys.executable, "-c", "from importlib.metadata import version; print(version('prefect'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    template = home / f"recon-server-{version}.db"
+    template.write_bytes(b"not a database, as a copy cut short by a full disk would be" * 100)
+
+    ran = _python(START_AND_RUN, env)
+
+    assert ran["api"] == ran["server_api"]
+    assert template.read_bytes()[:16] == b"SQLite format 3\x00"  # kept anew, migrated
