@@ -62,7 +62,7 @@ class LocalServer:
 
     port: int
     env: dict[str, str]
-    template: Path | None
+    template: Path  # the migrated database kept for later starts (`_template`)
     process: subprocess.Popen[bytes] | None = None
     state_dir: str | None = None
     ready: bool = False
@@ -84,7 +84,7 @@ class LocalServer:
         state_dir = tempfile.mkdtemp(prefix="recon-prefect-")
         if not any(env.get(name) for name in _DATABASE_SETTINGS):
             database = Path(state_dir) / "prefect.db"
-            if self.template is not None and self.template.is_file():
+            if self.template.is_file():
                 shutil.copyfile(self.template, database)
                 self.from_template = True
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{database}"
@@ -180,13 +180,12 @@ class LocalServer:
         log.warning(
             "Prefect's temporary server could not start from %s; migrating anew", self.template
         )
-        if self.template is not None:
-            with contextlib.suppress(OSError):
-                self.template.unlink()
+        with contextlib.suppress(OSError):
+            self.template.unlink()
 
     def _keep_template(self) -> None:
         """Copy the freshly migrated database, before any flow run, as the next start's."""
-        if self.template is None or self.template.exists() or self.state_dir is None:
+        if self.template.exists() or self.state_dir is None:
             return
         database = Path(self.state_dir) / "prefect.db"
         if not database.is_file():
