@@ -301,12 +301,15 @@ def _suggest(
 
 
 def _runner_ups(book: Book, ledger: Ledger, cands: Candidates, review: Decisions) -> None:
-    """For an ambiguous payment, the other candidates close to the one suggested."""
+    """For an ambiguous payment, the other candidates close to the one suggested, each with
+    its rule and confidence as data (and in the detail's words, for exceptions.csv)."""
     runner = np.isin(review.runner_up_p, review.p[review.ambiguous])
     p, group = review.runner_up_p[runner], review.runner_up[runner]
     start = np.searchsorted(cands.member_group, group, side="left")
     members = np.searchsorted(cands.member_group, group, side="right") - start
     invoice = book.inv_id[cands.member_invoice[start]]
+    confidence = np.asarray(review.runner_up_confidence[runner], dtype=np.int64)
+    rule = [_RULE_NAMES[r] for r in review.runner_up_rule[runner]]
     ledger.except_(
         "ambiguous",
         p,
@@ -314,16 +317,11 @@ def _runner_ups(book: Book, ledger: Ledger, cands: Candidates, review: Decisions
         book.txn_amount[p],
         book.txn_ccy[p],
         [
-            f"another candidate: invoice {i}{' and others' if m > 1 else ''}, confidence {c} "
-            f"({_RULE_NAMES[r]})"
-            for i, m, c, r in zip(
-                invoice,
-                members,
-                review.runner_up_confidence[runner],
-                review.runner_up_rule[runner],
-                strict=True,
-            )
+            f"another candidate: invoice {i}{' and others' if m > 1 else ''}, confidence {c} ({r})"
+            for i, m, c, r in zip(invoice, members, confidence, rule, strict=True)
         ],
+        rule=rule,
+        confidence=confidence,
     )
 
 

@@ -203,7 +203,9 @@ class MatchResult:
     `exceptions`: kind, transaction_id ("" if none), invoice_id (0 if none), amount (minor),
     currency, detail, subject (the payout id of payout-level kinds, the WHMCS payment id of
     `unbacked_payment`, "" where the payment and invoice say what it is about; not in
-    exceptions.csv). `payout_matches`: payout_id, transaction_id, amount, shortfall (minor).
+    exceptions.csv), rule and confidence (of the candidate a runner-up names, missing on other
+    rows; not in exceptions.csv either). `payout_matches`: payout_id, transaction_id, amount,
+    shortfall (minor).
     `judged`: kind, subject: each payout or WHMCS payment the engine had the money to judge
     for that kind of exception, raised or not (a stored one it no longer raises is closed).
     """

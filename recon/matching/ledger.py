@@ -80,14 +80,20 @@ class Ledger:
         currency: I64,
         detail: list[str],
         subject: list[str] | None = None,
+        *,
+        rule: Sequence[str] | None = None,
+        confidence: I64 | None = None,
     ) -> None:
         """Record exceptions of one kind; p is -1 and invoice_id 0 where there is none.
 
         `subject` names what each one is about when that is neither a payment nor an invoice
         alone (a payout id, a WHMCS payment id); "" where the payment and invoice say it.
+        `rule` and `confidence` are those of the candidate an exception names (a runner-up);
+        without them the rows have none.
         """
         if not len(detail):
             return
+        n = len(detail)
         self._exc.append(
             {
                 "kind": np.full(len(detail), kind, dtype=object),
@@ -96,7 +102,13 @@ class Ledger:
                 "amount": np.asarray(amount, dtype=np.int64),
                 "ccy": np.asarray(currency, dtype=np.int64),
                 "detail": np.asarray(detail, dtype=object),
-                "subject": np.asarray(subject or [""] * len(detail), dtype=object),
+                "subject": np.asarray(subject or [""] * n, dtype=object),
+                "rule": np.asarray(rule if rule is not None else [""] * n, dtype=object),
+                "confidence": (
+                    np.asarray(confidence, dtype=np.int64)
+                    if confidence is not None
+                    else np.full(n, -1, dtype=np.int64)
+                ),
             }
         )
 
@@ -151,7 +163,10 @@ class Ledger:
         )
 
     def exceptions(self) -> pd.DataFrame:
-        """The exceptions, by kind, then payment (booking order), invoice and detail."""
+        """The exceptions, by kind, then payment (booking order), invoice and detail.
+
+        `rule` and `confidence` are missing (NaN, <NA>) where a row names no candidate's.
+        """
         kind = np.asarray(_column(self._exc, "kind", object), dtype=object)
         p = np.asarray(_column(self._exc, "p", np.int64), dtype=np.int64)
         invoice = np.asarray(_column(self._exc, "invoice_id", np.int64), dtype=np.int64)
@@ -164,6 +179,9 @@ class Ledger:
         )
         kind, p, invoice, detail = kind[order], p[order], invoice[order], detail[order]
         subject = subject[order]
+        rule = np.asarray(_column(self._exc, "rule", object), dtype=object)[order]
+        rule[rule == ""] = None  # missing, as in rows others add to the frame without a rule
+        confidence = np.asarray(_column(self._exc, "confidence", np.int64), dtype=np.int64)[order]
         if len(p) and len(self.book.txn_id):
             ids = self.book.txn_ids(np.maximum(p, 0))
         else:  # no payment to name (a window with none can still raise payout exceptions)
@@ -180,5 +198,7 @@ class Ledger:
                 ),
                 "detail": pd.Series(detail, dtype="str"),
                 "subject": pd.Series(subject, dtype="str"),
+                "rule": pd.Series(rule, dtype="str"),
+                "confidence": pd.arrays.IntegerArray(confidence, confidence < 0),
             }
         )
