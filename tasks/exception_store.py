@@ -3,8 +3,10 @@
 An exception changes (and its `version` moves) only when its content changes; one that no
 longer applies is closed with a reason, never deleted. Its key is (kind, payment, invoice) and,
 where those do not say what it is about (a payout, a WHMCS payment), its subject; rows keyed
-before subjects existed are recognised by their old key and their subject. Every exception the
-engine closes or reopens gets its audit entry, in the same transaction as the row.
+before subjects existed are recognised by their old key and their subject. A runner-up's rule
+and confidence are part of its content: its detail words the same facts, so they change only
+with it (rows stored before 0014 had them filled from their detail by that migration). Every
+exception the engine closes or reopens gets its audit entry, in the same transaction as the row.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 from sqlalchemy import select
@@ -39,7 +42,7 @@ class ExceptionChanges:
 
 
 EXCEPTION_FIELDS = ("kind", "transaction_ref", "invoice_id", "subject_ref", "amount_minor",
-                    "currency", "detail")  # fmt: skip
+                    "currency", "detail", "rule", "confidence")  # fmt: skip
 
 # How rows stored before subjects existed name theirs (the engine's wording of each detail).
 _SUBJECT_IN_DETAIL = {
@@ -68,6 +71,16 @@ def subject_of(exception: ReconException) -> str | None:
     return found.group(1) if found else None
 
 
+def _rule_of(value: object) -> str | None:
+    """A runner-up's rule from the engine's frame (NaN, or "", where a row has none)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _confidence_of(value: object) -> int | None:
+    """A runner-up's confidence from the engine's frame (missing where a row has none)."""
+    return int(value) if isinstance(value, Integral) else None
+
+
 def _wanted_exceptions(tenant_id: str, result: MatchResult) -> dict[str, dict[str, Any]]:
     wanted: dict[str, dict[str, Any]] = {}
     for row in result.exceptions.to_dict("records"):
@@ -83,6 +96,8 @@ def _wanted_exceptions(tenant_id: str, result: MatchResult) -> dict[str, dict[st
             "amount_minor": int(row["amount"]),
             "currency": text_of(row.get("currency")) or None,
             "detail": text_of(row["detail"]),
+            "rule": _rule_of(row.get("rule")),
+            "confidence": _confidence_of(row.get("confidence")),
         }
     return wanted
 

@@ -416,6 +416,10 @@ class ReconException(TenantScoped, Timestamps, Base):
     reference: Mapped[str | None] = mapped_column(Text)
     search_text: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # the rule and confidence of the candidate a runner-up (`ambiguous`) names, as data (0014);
+    # none on other rows
+    rule: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="open")
     assignee: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(Text)

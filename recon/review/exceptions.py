@@ -10,7 +10,6 @@ the user with the state before and after.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -53,9 +52,6 @@ from recon.review.views import (
 OPEN_INVOICE_LIMIT = 50
 HISTORY_LIMIT = 200
 _OPEN_STATUSES = ("Unpaid", "Payment Pending", "Collections")
-_RUNNER_UP = re.compile(
-    r"another candidate: invoice (\S+?)(?: and others)?, confidence (\d+) \((.*)\)"
-)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -160,7 +156,9 @@ def _candidates(session: Session, ref: str | None) -> tuple[CandidateView, ...]:
 
 
 def _runners_up(session: Session, row: ReconException) -> tuple[RunnerUpView, ...]:
-    """The other candidates the engine recorded for the payment: its `ambiguous` rows."""
+    """The other candidates the engine recorded for the payment: its `ambiguous` rows, with
+    the rule and confidence the engine stored on them (none on a row that names no candidate,
+    such as a payment an earlier one crowded out)."""
     if not row.transaction_ref:
         return ()
     others = session.scalars(
@@ -172,19 +170,16 @@ def _runners_up(session: Session, row: ReconException) -> tuple[RunnerUpView, ..
         )
         .order_by(ReconException.id)
     )
-    views = []
-    for other in others:
-        found = _RUNNER_UP.match(other.detail or "")
-        views.append(
-            RunnerUpView(
-                exception_id=other.id,
-                invoice_id=other.invoice_id,
-                confidence=int(found.group(2)) if found else None,
-                rule=found.group(3) if found else None,
-                detail=other.detail or "",
-            )
+    return tuple(
+        RunnerUpView(
+            exception_id=other.id,
+            invoice_id=other.invoice_id,
+            confidence=other.confidence,
+            rule=other.rule,
+            detail=other.detail or "",
         )
-    return tuple(views)
+        for other in others
+    )
 
 
 def _open_invoices(

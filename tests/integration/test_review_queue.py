@@ -137,8 +137,8 @@ def seed(app: Engine) -> dict[str, int]:
         rows = {
             "e1": _exc("e1", "unmatched_payment", "bank:acc1:b1", 10000, "EUR", 2),
             "e2": _exc("e2", "ambiguous", "stripe:acct:txn_2", 5000, "EUR", 10,
-                       invoice_id="5003", assignee=FIN,
-                       detail="another candidate: invoice 5003, confidence 80 (name and amount)"),
+                       invoice_id="5003", assignee=FIN, rule="name_amount", confidence=80,
+                       detail="another candidate: invoice 5003, confidence 80 (name_amount)"),
             "e3": _exc("e3", "overpayment", "bank:acc1:b3", 200000, "GBP", 40),
             "e4": _exc("e4", "unmatched_payment", "gocardless:cred:PM4", 3500, "EUR", 100,
                        status="resolved", resolution_kind="other", resolved_by=FIN),
@@ -294,8 +294,8 @@ def test_detail_shows_payment_record_candidates_invoices_comments_history(books:
         ("5002", "reference_typo", 85, "review")
     ]  # the reversed allocation to 5004 is not a candidate
     assert [(r.invoice_id, r.confidence, r.rule) for r in detail.runners_up] == [
-        ("5003", 80, "name and amount")
-    ]
+        ("5003", 80, "name_amount")
+    ]  # from the row's columns, as the engine's store writes them (0014)
     assert detail.payer_match == "client"
     assert [i.invoice_id for i in detail.open_invoices] == ["5002", "5003"]
     assert [(c.author, c.body) for c in detail.comments] == [(FIN, "asked the client")]
