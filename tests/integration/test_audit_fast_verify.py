@@ -192,3 +192,45 @@ def test_an_edited_nested_value_breaks_the_streamed_walk_where_the_old_one_break
     assert report.first_break is not None and old.first_break is not None
     assert report.first_break.seq == old.first_break.seq == 4
     assert "changed after it was written" in report.first_break.reason
+
+
+STORED_TIMES = [  # (what is stored, the session time zone it is written in)
+    ("2026-03-01 12:30:45+00", "UTC"),  # microsecond 0
+    ("2026-03-01 12:30:45.000001+00", "UTC"),
+    ("2026-03-01 14:30:45.123456+02", "Europe/Berlin"),  # another zone, another session zone
+    ("2026-10-25 02:30:00", "Europe/Berlin"),  # no offset: read in the session's zone (DST end)
+    ("2026-07-01 23:59:59.999999", "Asia/Kolkata"),  # a day earlier in UTC
+    ("0999-01-02 03:04:05.5-05:30", "UTC"),  # a year below 1000
+    ("0001-01-01 00:00:00+00", "UTC"),  # the first instant Python's datetime holds
+    ("9999-12-31 23:59:59.999999+00", "UTC"),  # and its last
+]
+
+
+@pytest.mark.postgres
+def test_the_servers_time_text_is_pythons_for_every_stored_time(
+    pg_owner_engine: Any, pg_app_engine: Any, pg_app_url: str
+) -> None:
+    """`postgres_rows` gives each entry's time as the server's text; it is byte for byte what
+    `_timestamp` writes of the stored value, whatever zone it was written in, and the walk's
+    verdict on those entries is the full check's."""
+    from recon.audit_verify import postgres_rows, stored_time
+
+    b = Backend("postgres", pg_owner_engine, pg_app_engine, pg_app_url)
+    write_chain(b, len(STORED_TIMES) + 1)
+    statements: list[Any] = []
+    for i, (at, zone) in enumerate(STORED_TIMES):
+        statements.append(f"SET LOCAL TIME ZONE '{zone}'")
+        update = "UPDATE audit_log SET occurred_at = CAST(:at AS timestamptz) WHERE seq = :seq"
+        statements.append((update, {"at": at, "seq": i + 2}))
+    tamper(b, *statements)
+    python = {e.seq: audit._timestamp(e.occurred_at) for e in stored_entries(b)}
+    with tenant_session(b.app, TENANT) as session:
+        rows = list(postgres_rows(session.connection(), TENANT, 3))  # several batches
+    assert [row[2] for row in rows] == sorted(python)
+    for row in rows:
+        assert row[3] == python[row[2]]
+        assert audit._timestamp(stored_time(row)) == row[3]
+    assert {python[i + 2][:4] for i in range(len(STORED_TIMES))} >= {"0999", "0001", "9999"}
+    report = verify(b)  # the times changed: the first changed entry breaks, as the full check says
+    assert report.first_break is not None and report.first_break.seq == 2
+    assert "changed after it was written" in report.first_break.reason
