@@ -70,14 +70,14 @@ def reconcile_here(
     """Run the reconcile flow in this process, to its end, and return its outcome.
 
     The temporary API is started first and boots on the other core while this process imports
-    the flow and builds the validation context; `announce`, when given, is a context manager
+    the flow; `announce`, when given, is a context manager
     factory entered around the flow call (the CLI's spinner), which first waits for the server.
     """
     start_local_api()
     from flows.reconcile import reconcile
-    from tasks.validate import prepare
 
-    prepare()  # great-expectations' import and context build, in a thread, meanwhile
+    # great-expectations' context is built by each source when it needs GX (not on a replay
+    # whose stored verdicts are all reused): tasks.extract.extract_source
     chosen = list(sources) if sources else None
     with announce() if announce is not None else contextlib.nullcontext():
         return run_flow(

@@ -44,12 +44,17 @@ from tasks.normalise_gocardless import bank_batch, payments_batches
 from tasks.normalise_stripe import normalise as stripe_normalise
 from tasks.normalise_whmcs import fetch_all, page_callback, whmcs_batches
 from tasks.validate import (
+    SUITE_FOR,
     ValidationOutcome,
     ValidationPolicy,
+    check_for,
+    definition_digest,
+    find_verdicts,
     prepare,
     raise_if_held,
     store_outcome,
-    validate_batch,
+    validate_check,
+    validation_parameters,
 )
 
 log = logging.getLogger("recon.extract")
@@ -312,6 +317,45 @@ def served_batches(
     ]
 
 
+def verdicts_expected(ctx: SourceContext, source: Source, window: tuple[dt.date, dt.date]) -> bool:
+    """Whether a recent run of the tenant over this window stored a verdict of one of this
+    source's suites with today's parameters: then its batches are likely the same (a replay)
+    and their verdicts reused, so GX is not built ahead of time (a wrong guess costs time only:
+    a batch whose verdict is missing builds it)."""
+    parameters = validation_parameters(*window, ctx.validation)
+    wanted = [
+        (suite, dataset, definition_digest(suite, parameters))
+        for (provider, dataset), suite in SUITE_FOR.items()
+        if provider == source.provider
+    ]
+    with tenant_session(ctx.engine, ctx.tenant_id) as session:
+        return bool(find_verdicts(session, window, wanted, by="definition"))
+
+
+def validate_batches(
+    ctx: SourceContext, window: tuple[dt.date, dt.date], batches: list[Batch]
+) -> list[ValidationOutcome]:
+    """Validate a source's batches, reusing the tenant's stored verdict of any batch whose
+    fingerprint (suite, GX version, parameters, the exact frame) an earlier run of the same
+    window validated; GX runs (and is built) only for the others."""
+    checks = [
+        check_for(b, window_from=window[0], window_to=window[1], policy=ctx.validation)
+        for b in batches
+    ]
+    wanted = [(c.suite, c.batch.dataset.name, c.fingerprint) for c in checks
+              if c.needs_gx and c.suite and c.fingerprint]  # fmt: skip
+    stored = {}
+    if wanted:
+        with tenant_session(ctx.engine, ctx.tenant_id) as session:
+            stored = find_verdicts(session, window, wanted)
+    if any(c.needs_gx and stored.get(c.fingerprint or "") is None for c in checks):
+        prepare()  # GX's import and context build, while the batches before it are checked
+    return [
+        validate_check(c, ctx.validation, stored.get(c.fingerprint) if c.fingerprint else None)
+        for c in checks
+    ]
+
+
 def extract_source(
     ctx: SourceContext,
     source: Source,
@@ -322,7 +366,8 @@ def extract_source(
 ) -> SourceResult:
     """Serve (from the store or the provider), normalise, validate and load one source for
     `window`."""
-    prepare()  # GX's import and context build overlap serving (tasks.validate.prepare)
+    if not verdicts_expected(ctx, source, window):
+        prepare()  # GX's import and context build overlap serving (tasks.validate.prepare)
     grace = ctx.validation.grace_days if source.kind in WINDOWED else 0
     clock = time.perf_counter()
     landed = serve(
@@ -340,10 +385,7 @@ def extract_source(
     batches = served_batches(ctx, source, window, landed)
     timings["normalise"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    outcomes = [
-        validate_batch(b, window_from=window[0], window_to=window[1], policy=ctx.validation)
-        for b in batches
-    ]
+    outcomes = validate_batches(ctx, window, batches)
     timings["validate"] = time.perf_counter() - clock
     clock = time.perf_counter()
     result = SourceResult(source, landed.replayed, len(landed.pages), validations=outcomes)

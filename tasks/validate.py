@@ -8,17 +8,25 @@ whole: nothing of it loads and the run fails with the reason. Results are kept p
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import importlib.metadata
+import json
 import logging
 import numbers
 import threading
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recon.db.models import ValidationResult
+import expectations
+from recon.db.models import Run, ValidationResult
 from recon.errors import BatchHeldError, ReconError
 from tasks.load import Batch, Reject
 
@@ -28,6 +36,10 @@ ROW = "_row"
 DEFAULT_HOLD_THRESHOLD = 0.05
 DEFAULT_GRACE_DAYS = 3
 DEFAULT_MAX_ABS_AMOUNT_MINOR = 10**10  # 100 million in a two-decimal currency
+VERDICT_FORMAT = 1
+"""Bumped when the way a GX result is read into outcomes changes: older verdicts are not reused."""
+REUSE_LOOKBACK_RUNS = 10
+"""How many of the tenant's latest runs over the same window are searched for a reusable verdict."""
 
 SUITE_FOR: dict[tuple[str, str], str] = {
     ("gocardless", "transactions"): "bank_transactions",
@@ -71,6 +83,12 @@ class ValidationOutcome:
     rows_failed: int
     held: bool
     expectations: list[ExpectationOutcome] = field(default_factory=list)
+    fingerprint: str | None = None
+    """What the verdict depends on (suite, GX version, parameters, the frame), hashed."""
+    definition: str | None = None
+    """The same without the frame: equal for every batch of a suite validated alike."""
+    reused_from: str | None = None
+    """The run whose stored verdict was reused instead of running GX, if any."""
 
     @property
     def bad_share(self) -> float:
@@ -96,10 +114,14 @@ class ValidationOutcome:
                     "type": e.expectation,
                     "success": e.success,
                     "failed_rows": len(e.failed_rows),
+                    "failed_row_indexes": sorted(e.failed_rows),
                     **({"error": e.error} if e.error else {}),
                 }
                 for e in self.expectations
             ],
+            **({"fingerprint": self.fingerprint} if self.fingerprint else {}),
+            **({"definition": self.definition} if self.definition else {}),
+            **({"reused_from": self.reused_from} if self.reused_from else {}),
         }
 
 
@@ -252,6 +274,174 @@ def _reject(batch: Batch, record: dict[str, Any], key: str, reasons: list[str]) 
     )
 
 
+def validation_parameters(
+    window_from: dt.date, window_to: dt.date, policy: ValidationPolicy
+) -> dict[str, Any]:
+    """The suite parameters a batch of `window` is validated with, today."""
+    grace = dt.timedelta(days=policy.grace_days)
+    return {
+        "window_from": window_from - grace,
+        "window_to": window_to + grace,
+        "max_abs_amount_minor": policy.max_abs_amount_minor,
+        "min_amount_minor": -policy.max_abs_amount_minor,
+        # Tomorrow in UTC: a provider a timezone ahead may already book "tomorrow".
+        "latest_day": dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1),
+    }
+
+
+@functools.cache
+def _suite_source(suite: str) -> bytes:
+    """The suite's committed JSON and the code that builds it, read without importing GX (a
+    test keeps the two equal; the code is hashed too, so an edit not yet exported still counts)."""
+    folder = Path(expectations.__file__).resolve().parent
+    return (folder / "json" / f"{suite}.json").read_bytes() + (folder / "suites.py").read_bytes()
+
+
+@functools.cache
+def _gx_version() -> str:
+    return importlib.metadata.version("great_expectations")
+
+
+def definition_digest(suite: str, parameters: Mapping[str, Any]) -> str:
+    """sha256 of what a verdict depends on besides the frame: the suite's definition, the GX
+    version, the way results are read and the expectation parameters."""
+    digest = hashlib.sha256()
+    digest.update(f"{VERDICT_FORMAT}|{_gx_version()}|{suite}|".encode())
+    digest.update(_suite_source(suite))
+    digest.update(json.dumps(dict(parameters), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def frame_digest(frame: pd.DataFrame) -> str | None:
+    """A stable content hash of the frame given to GX: column names, dtypes and values (object
+    columns also by their values' types, since pandas hashes those as text); None when a column
+    cannot be hashed, and then no verdict is reused."""
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps([len(frame), [[str(c), str(t)] for c, t in frame.dtypes.items()]]).encode()
+    )
+    try:
+        for column in frame.columns:
+            values = frame[column]
+            digest.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
+            if values.dtype == object:
+                kind = pd.api.types.infer_dtype(values, skipna=False)
+                digest.update(kind.encode())
+                if kind.startswith("mixed"):
+                    types = values.map(lambda v: type(v).__qualname__)
+                    digest.update(
+                        pd.util.hash_pandas_object(types, index=False).to_numpy().tobytes()
+                    )
+    except (TypeError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    """A verdict kept by an earlier run for the same fingerprint."""
+
+    run_id: str
+    expectations: list[ExpectationOutcome]
+
+
+def _stored_outcomes(result: Mapping[str, Any]) -> list[ExpectationOutcome] | None:
+    outcomes = []
+    for entry in result.get("expectations") or []:
+        indexes = entry.get("failed_row_indexes")
+        if not isinstance(indexes, list) or len(indexes) != entry.get("failed_rows"):
+            return None
+        outcomes.append(
+            ExpectationOutcome(
+                name=str(entry["name"]),
+                expectation=str(entry["type"]),
+                success=bool(entry["success"]),
+                failed_rows=frozenset(int(i) for i in indexes),
+                error=entry.get("error"),
+            )
+        )
+    return outcomes
+
+
+def find_verdicts(
+    session: Session,
+    window: tuple[dt.date, dt.date],
+    wanted: Iterable[tuple[str, str, str]],
+    *,
+    by: str = "fingerprint",
+) -> dict[str, StoredVerdict]:
+    """Stored verdicts of the tenant (the session's) for (suite, dataset, digest) triples, keyed
+    by digest, among its latest runs over the same window; `by` is `fingerprint` (the verdict
+    itself) or `definition` (a verdict of the same suite and parameters, whatever the frame)."""
+    wanted = list(wanted)
+    if not wanted:
+        return {}
+    runs = (
+        select(Run.id)
+        .where(Run.window_from == window[0], Run.window_to == window[1])
+        .order_by(Run.started_at.desc())
+        .limit(REUSE_LOOKBACK_RUNS)
+    )
+    rows = session.execute(
+        select(ValidationResult.run_id, ValidationResult.dataset, ValidationResult.suite,
+               ValidationResult.result)
+        .where(
+            ValidationResult.run_id.in_(runs.scalar_subquery()),
+            ValidationResult.suite.in_({suite for suite, _, _ in wanted}),
+        )
+        .order_by(ValidationResult.id.desc())
+    )  # fmt: skip
+    keys = {(suite, dataset, digest) for suite, dataset, digest in wanted}
+    found: dict[str, StoredVerdict] = {}
+    for run_id, dataset, suite, result in rows:
+        digest = (result or {}).get(by)
+        if not isinstance(digest, str) or digest in found or (suite, dataset, digest) not in keys:
+            continue
+        outcomes = _stored_outcomes(result)
+        if outcomes is not None:
+            found[digest] = StoredVerdict(str(result.get("reused_from") or run_id), outcomes)
+    return found
+
+
+@dataclass
+class Check:
+    """A batch ready for its suite: the rows as GX sees them, the parameters, the digests."""
+
+    batch: Batch
+    suite: str | None
+    rows: pd.DataFrame
+    parameters: dict[str, Any]
+    fingerprint: str | None
+    definition: str | None
+
+    @property
+    def needs_gx(self) -> bool:
+        """Whether GX has anything to look at (an empty batch or one without a suite has not)."""
+        return self.suite is not None and not self.rows.empty
+
+
+def check_for(
+    batch: Batch,
+    *,
+    window_from: dt.date,
+    window_to: dt.date,
+    policy: ValidationPolicy | None = None,
+) -> Check:
+    """Ready `batch` for validation: its suite, parameters, rows, and the digests of both."""
+    policy = policy or ValidationPolicy()
+    suite = SUITE_FOR.get((batch.provider, batch.dataset.name))
+    parameters = validation_parameters(window_from, window_to, policy)
+    if suite is None:
+        return Check(batch, None, batch.rows, parameters, None, None)
+    rows = _integer_money(batch, batch.rows.reset_index(drop=True))
+    definition = definition_digest(suite, parameters)
+    frame = frame_digest(_frame_for(suite, rows)) if not rows.empty else None
+    fingerprint = None
+    if frame is not None:
+        fingerprint = hashlib.sha256(f"{definition}|{frame}".encode()).hexdigest()
+    return Check(batch, suite, rows, parameters, fingerprint, definition)
+
+
 def validate_batch(
     batch: Batch,
     *,
@@ -260,21 +450,24 @@ def validate_batch(
     policy: ValidationPolicy | None = None,
 ) -> ValidationOutcome:
     """Split `batch` into rows that load and rows that go to quarantine; decide whether to hold."""
+    check = check_for(batch, window_from=window_from, window_to=window_to, policy=policy)
+    return validate_check(check, policy)
+
+
+def validate_check(
+    check: Check, policy: ValidationPolicy | None = None, reuse: StoredVerdict | None = None
+) -> ValidationOutcome:
+    """Validate a readied batch, with GX or, when `reuse` is given (a stored verdict of the
+    same fingerprint), from that verdict without starting GX."""
     policy = policy or ValidationPolicy()
-    suite = SUITE_FOR.get((batch.provider, batch.dataset.name))
+    batch, suite, rows = check.batch, check.suite, check.rows
     if suite is None:
         return ValidationOutcome("none", batch, len(batch.rows), 0, held=False)
-    grace = dt.timedelta(days=policy.grace_days)
-    parameters = {
-        "window_from": window_from - grace,
-        "window_to": window_to + grace,
-        "max_abs_amount_minor": policy.max_abs_amount_minor,
-        "min_amount_minor": -policy.max_abs_amount_minor,
-        # Tomorrow in UTC: a provider a timezone ahead may already book "tomorrow".
-        "latest_day": dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1),
-    }
-    rows = _integer_money(batch, batch.rows.reset_index(drop=True))
-    outcomes = run_suite(suite, rows, parameters)
+    if reuse is not None and check.fingerprint is not None:
+        outcomes = reuse.expectations
+    else:
+        reuse = None
+        outcomes = run_suite(suite, rows, check.parameters)
     broken = [o for o in outcomes if o.error]
     if broken:
         raise ReconError(
@@ -296,15 +489,20 @@ def validate_batch(
     ]
     kept = rows.drop(index=failed).reset_index(drop=True)
     checked = Batch(batch.provider, batch.dataset, kept, [*batch.rejects, *new_rejects])
-    verdict = ValidationOutcome(suite, checked, len(rows), len(failed), False, outcomes)
+    verdict = ValidationOutcome(
+        suite, checked, len(rows), len(failed), False, list(outcomes),
+        fingerprint=check.fingerprint, definition=check.definition,
+        reused_from=reuse.run_id if reuse else None,
+    )  # fmt: skip
     verdict.held = verdict.bad_share > policy.hold_threshold
     if failed:
         log.warning(
-            "%s: %d of %d rows broke expectations (%s)",
+            "%s: %d of %d rows broke expectations (%s)%s",
             suite,
             len(failed),
             len(rows),
             ", ".join(sorted({n for r in reasons.values() for n in r})),
+            f" (verdict of run {reuse.run_id})" if reuse else "",
         )
     return verdict
 
