@@ -19,6 +19,11 @@ application role under row-level security, the service calls each page makes on 
 
 Each page runs once cold, then once as warm-up, then `--repeat` times; the median of those and the
 cold time are printed and saved to bench/results/ui_bench.json. Goal: each page under 1 s.
+
+The audit chain is keyed with RECON_SECRET_AUDIT_CHAIN_KEY, a throwaway one when it is not set; a
+database kept with `--keep` leaves that key in `<tmp>/<database>.audit-key` (mode 0600), which
+`--db` reads when the variable is not set: with another key the chain breaks at its first entry
+and "verify chain" times nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import platform
 import random
 import secrets
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -266,6 +272,11 @@ def _create(dbname: str, admin: psycopg.Connection[Any]) -> None:
     )
 
 
+def _key_file(dbname: str) -> Path:
+    """Where a kept database's throwaway chain key is left for later `--db` runs."""
+    return Path(tempfile.gettempdir()) / f"{dbname}.audit-key"
+
+
 def main() -> None:
     """Build the throwaway database, load it, time every page, print and save, drop it."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -280,12 +291,16 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
     parser.add_argument("--db", help="time an existing database kept by --keep instead of building")
     args = parser.parse_args()
-    if (
-        "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ
-    ):  # a throwaway key for a throwaway bench database
-        os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = secrets.token_hex(32)
-
     dbname = args.db or f"recon_uibench_{uuid.uuid4().hex[:10]}"
+    if "RECON_SECRET_AUDIT_CHAIN_KEY" not in os.environ:
+        kept = _key_file(dbname)
+        if args.db and kept.exists():  # the key the kept database's chain was written with
+            os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = kept.read_text().strip()
+        else:  # a throwaway key for a throwaway bench database
+            os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] = secrets.token_hex(32)
+            if args.keep and not args.db:
+                kept.touch(mode=0o600)
+                kept.write_text(os.environ["RECON_SECRET_AUDIT_CHAIN_KEY"] + "\n")
     admin = psycopg.connect(qb._conninfo("postgres", qb._superuser()), autocommit=True)
     load_s = 0.0
     try:
@@ -301,7 +316,8 @@ def main() -> None:
         pages = _measure(qb._url(dbname, qb.APP_ROLE), args.repeat)
     finally:
         if args.keep or args.db:
-            print(f"kept database {dbname} (drop it with: dropdb -h 127.0.0.1 {dbname})")
+            print(f"kept database {dbname} (drop it with: dropdb -h 127.0.0.1 {dbname}; its "
+                  f"chain key, if the bench made one, is in {_key_file(dbname)})")  # fmt: skip
         else:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
