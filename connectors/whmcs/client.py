@@ -82,6 +82,14 @@ OnPage = Callable[[str, str, int, bytes], None]
 """`on_page(endpoint, request_key, status, body)`: a raw read response, before parsing."""
 
 
+INVOICE_PAGE_SIZE = 250
+"""Invoices asked per GetInvoices page (`limitnum`; WHMCS's default is 25, no documented maximum).
+Against the sandbox 100, 250, 500 and 1,000 page 50,000 invoices in the same 2-3 s (the bytes are
+the same; a local round trip is about a millisecond), so the choice is for a real installation,
+where each call boots WHMCS and authenticates (typically 0.1-0.3 s): 250 makes 201 calls instead
+of 501 while a page stays near 170 kB, well inside a shared host's PHP memory and time limits."""
+
+
 class WhmcsClient(Closing):
     """The WHMCS API over `PolicyClient`; a context manager that closes its connections."""
 
@@ -139,7 +147,7 @@ class WhmcsClient(Closing):
         return {"provider": PROVIDER, "method": "POST", "path": self._path, "endpoint": action}
 
     def iter_invoices(
-        self, status: str | None = None, page_size: int = 100
+        self, status: str | None = None, page_size: int = INVOICE_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Every invoice (optionally of one status, or `Overdue`), paging by id until the total."""
         if not 1 <= page_size <= 1000:
@@ -237,7 +245,9 @@ class WhmcsClient(Closing):
 
     # -- canonical frames ----------------------------------------------------------------------
 
-    def invoices_frame(self, status: str | None = None, *, page_size: int = 100) -> pd.DataFrame:
+    def invoices_frame(
+        self, status: str | None = None, *, page_size: int = INVOICE_PAGE_SIZE
+    ) -> pd.DataFrame:
         """Canonical invoices (DESIGN §4.3, money in minor units) with WHMCS-derived balances."""
         invoices = list(self.iter_invoices(status, page_size))
         transactions = list(self.iter_transactions())
