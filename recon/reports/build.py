@@ -162,15 +162,27 @@ def _allocations(
             yield AllocationLine(*values)
 
 
+E = ReconException
+OPEN_COLUMNS = (E.id, E.kind, E.created_at, E.transaction_ref, E.invoice_id, E.subject_ref,
+                E.amount_minor, E.currency, E.assignee, E.detail)  # fmt: skip
+"""What the open exceptions section reads of an exception (plain rows: an ORM object per
+exception cost more than the query over a period's thousands of open ones)."""
+RESOLVED_COLUMNS = (E.id, E.kind, E.status, E.resolved_at, E.updated_at, E.resolved_by,
+                    E.transaction_ref, E.invoice_id, E.amount_minor, E.currency,
+                    E.resolution_kind, E.resolution)  # fmt: skip
+"""What the decisions section reads of a resolved exception."""
+
+
 def _period_exceptions(
-    session: Session, period: Period, *criteria: object
-) -> list[tuple[ReconException, str | None]]:
+    session: Session, period: Period, columns: tuple[Any, ...], *criteria: object
+) -> list[tuple[Any, ...]]:
     """Exceptions about the period: its payments, its WHMCS payments and payouts, or (about
-    nothing else) opened in it; each with the payer when it is about a payment."""
-    about_payments: list[tuple[ReconException, str | None]] = [
-        (e, payer)
-        for e, payer in session.execute(
-            select(ReconException, Transaction.counterparty)
+    nothing else) opened in it; `columns` of each (the first is the id), then the payer when it
+    is about a payment (else None), in id order."""
+    about_payments: list[tuple[Any, ...]] = [
+        tuple(row)
+        for row in session.execute(
+            select(*columns, Transaction.counterparty)
             .join(Transaction, ReconException.transaction_ref == txn_ref())
             .where(in_period(period), *criteria)  # type: ignore[arg-type]
         )
@@ -182,8 +194,8 @@ def _period_exceptions(
     payouts = select(Payout.payout_id).where(
         Payout.arrival_on >= period.date_from, Payout.arrival_on <= period.date_to
     )
-    others = session.scalars(
-        select(ReconException).where(
+    others = session.execute(
+        select(*columns).where(
             ReconException.transaction_ref.is_(None),
             or_(
                 ReconException.subject_ref.in_(recorded),
@@ -197,8 +209,8 @@ def _period_exceptions(
             *criteria,  # type: ignore[arg-type]
         )
     )
-    found = [*about_payments, *((e, None) for e in others)]
-    return sorted(found, key=lambda pair: pair[0].id)
+    found = [*about_payments, *((*row, None) for row in others)]
+    return sorted(found, key=lambda row: row[0])
 
 
 def _days(later: dt.datetime, earlier: dt.datetime) -> int:
@@ -208,22 +220,25 @@ def _days(later: dt.datetime, earlier: dt.datetime) -> int:
 def _open_exceptions(
     session: Session, period: Period, at: dt.datetime
 ) -> tuple[OpenException, ...]:
+    rows = _period_exceptions(session, period, OPEN_COLUMNS, ReconException.status == "open")
+    # a row: id, kind, created_at, transaction_ref, invoice_id, subject_ref, amount_minor,
+    # currency, assignee, detail (OPEN_COLUMNS), then the payer
     return tuple(
         OpenException(
-            e.id,
-            e.kind,
-            e.created_at,
-            max(_days(at, e.created_at), 0),
-            e.transaction_ref,
-            payer,
-            e.invoice_id,
-            e.subject_ref,
-            e.amount_minor,
-            e.currency,
-            e.assignee,
-            e.detail,
+            row[0],
+            row[1],
+            row[2],
+            max(_days(at, row[2]), 0),
+            row[3],
+            row[10],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
         )
-        for e, payer in _period_exceptions(session, period, ReconException.status == "open")
+        for row in rows
     )
 
 
@@ -259,19 +274,22 @@ def _decisions(session: Session, period: Period) -> tuple[ManualDecision, ...]:
                 a.note,
             )
         )
-    for e, _payer in _period_exceptions(session, period, ReconException.resolved_by.is_not(None)):
+    resolved = ReconException.resolved_by.is_not(None)
+    for row in _period_exceptions(session, period, RESOLVED_COLUMNS, resolved):
+        id_, kind, status, resolved_at, updated_at, resolved_by, ref, invoice, amount = row[:9]
+        currency, resolution_kind, resolution = row[9:12]
         found.append(
             ManualDecision(
-                e.resolved_at or e.updated_at,
-                e.resolved_by or "",
-                f"{e.kind} exception {e.status}",
-                e.id,
-                e.transaction_ref,
-                e.invoice_id,
-                e.amount_minor,
-                e.currency,
-                e.resolution_kind or "",
-                e.resolution,
+                resolved_at or updated_at,
+                resolved_by or "",
+                f"{kind} exception {status}",
+                id_,
+                ref,
+                invoice,
+                amount,
+                currency,
+                resolution_kind or "",
+                resolution,
             )
         )
     return tuple(sorted(found, key=lambda d: (d.at.replace(tzinfo=None), d.what, d.ref_id)))

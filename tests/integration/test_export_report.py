@@ -130,3 +130,49 @@ def test_the_three_formats_carry_the_same_content_and_verify(books: Engine, tmp_
         result = verify_report(w.path)
         assert result.ok, result.problem
         assert result.rows == w.rows
+
+
+def test_open_exceptions_and_resolved_ones_carry_each_stored_field(books: Engine) -> None:
+    """The sections read plain columns, not ORM objects: every field is still the stored one,
+    the payer the payment's, the age counted from `generated_at`."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from recon.db.models import ReconException, Transaction
+    from recon.db.tenancy import tenant_session
+
+    make_user(books, "aud@acme.test", Role.AUDITOR, (TENANT,))
+    at = dt.datetime(2026, 12, 31, 12, 0, tzinfo=dt.UTC)
+    report = build_report(books, "aud@acme.test", TENANT, FROM, TO, now=at)
+    with tenant_session(books, TENANT) as session:
+        stored = {e.id: e for e in session.scalars(select(ReconException))}
+        payers = {
+            f"{t.source}:{t.account_ref}:{t.source_id}": t.counterparty
+            for t in session.scalars(select(Transaction))
+        }
+    assert report.open_exceptions
+    for e in report.open_exceptions:
+        s = stored[e.id]
+        expected_age = (at.replace(tzinfo=None) - s.created_at.replace(tzinfo=None)).days
+        assert (e.kind, e.created_at, e.transaction_ref, e.invoice_id, e.subject_ref) == (
+            s.kind, s.created_at, s.transaction_ref, s.invoice_id, s.subject_ref,
+        )  # fmt: skip
+        assert (e.amount, e.currency, e.assignee, e.detail) == (
+            s.amount_minor, s.currency, s.assignee, s.detail,
+        )  # fmt: skip
+        assert e.age_days == max(expected_age, 0)
+        assert e.payer == (payers.get(s.transaction_ref) if s.transaction_ref else None)
+        assert s.status == "open"
+    resolved = [d for d in report.decisions if d.what.endswith(("exception resolved",
+                                                                "exception closed"))]  # fmt: skip
+    assert resolved, "the books have a person's resolved exception"
+    for d in resolved:
+        s = stored[d.ref_id]
+        assert (d.at, d.who, d.what) == (
+            s.resolved_at or s.updated_at, s.resolved_by, f"{s.kind} exception {s.status}",
+        )  # fmt: skip
+        assert (d.transaction_ref, d.invoice_id, d.amount, d.currency, d.detail, d.note) == (
+            s.transaction_ref, s.invoice_id, s.amount_minor, s.currency,
+            s.resolution_kind or "", s.resolution,
+        )  # fmt: skip
