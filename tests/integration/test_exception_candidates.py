@@ -19,6 +19,8 @@ from recon.matching.frames import MatchResult
 from recon.review.exceptions import assign, comment, exception_detail, resolve
 from recon.tenants import TenantSettings, add_tenant
 from tasks.exception_store import ExceptionChanges, exception_key, store_exceptions
+from tests.integration.test_db_roles import OwnedDatabase
+from tests.integration.test_db_roles import owned_database as owned_database  # the fixture
 from tests.people import make_user
 from tests.unit.matching.helpers import invoice, payment, run
 
@@ -243,4 +245,35 @@ def test_the_migration_reads_old_rows_details_and_a_rerun_then_changes_nothing(
     assert not {"rule", "confidence"} & columns
     assert "detail" in columns
     if dialect == "sqlite":
+        owner.dispose()
+
+
+@pytest.mark.postgres
+def test_the_backfill_names_each_tenant_under_forced_row_level_security(
+    owned_database: OwnedDatabase,
+) -> None:
+    """Migrated by a NOSUPERUSER NOBYPASSRLS owner, as production should be: the owner sees a
+    tenant's rows only once the migration names that tenant."""
+    owner = make_engine(owned_database.owner_url)
+    try:
+        migrate.downgrade(owner, "0013")
+        _add_tenants(owner)
+        row = {"kind": "ambiguous", "ref": "t1", "amount": 2490, "currency": "EUR"}
+        for tenant, confidence in ((TENANT, 82), (OTHER, 64)):
+            _insert_before_0014(owner, "postgresql", tenant, [
+                {**row, "invoice": "10235", "detail": "another candidate: invoice 10235, "
+                                                      f"confidence {confidence} (name_fee)"},
+            ])  # fmt: skip
+        with owner.connect() as conn:  # no tenant named: the owner sees nothing
+            assert conn.execute(text("SELECT count(*) FROM exceptions")).scalar_one() == 0
+        migrate.upgrade(owner)
+        found = {}
+        for tenant in (TENANT, OTHER):
+            with owner.begin() as conn:
+                conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant})
+                found[tenant] = conn.execute(
+                    text("SELECT rule, confidence, version FROM exceptions")
+                ).all()
+        assert found == {TENANT: [("name_fee", 82, 1)], OTHER: [("name_fee", 64, 1)]}
+    finally:
         owner.dispose()
