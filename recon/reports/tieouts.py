@@ -351,28 +351,37 @@ def balances(session: Session, period: Period) -> tuple[BalanceTieOut, ...]:
     ):
         snaps[(snap.account_ref, snap.currency)].append(snap)
         accounts.add((snap.account_ref, snap.currency))
-    out = []
-    for account, currency in sorted(accounts):
-        opening, closing = _pair(snaps.get((account, currency), []), period)
+    pairs = {key: _pair(snaps.get(key, []), period) for key in sorted(accounts)}
+    windows: dict[tuple[dt.date, dt.date], set[tuple[str, str]]] = defaultdict(set)
+    for key, (opening, closing) in pairs.items():
         since = opening.reference_date + dt.timedelta(days=1) if opening else period.date_from
         until = closing.reference_date if closing else period.date_to
-        movements = session.scalar(
-            select(func.coalesce(func.sum(Transaction.amount_minor), 0)).where(
+        windows[(since, until)].add(key)
+    movements: dict[tuple[str, str], int] = {}
+    for (since, until), keys in windows.items():  # one query per window, not per account
+        for account, currency, total in session.execute(
+            select(
+                Transaction.account_ref, Transaction.currency, func.sum(Transaction.amount_minor)
+            )
+            .where(
                 Transaction.source == "bank",
                 Transaction.status == "booked",
-                Transaction.account_ref == account,
-                Transaction.currency == currency,
                 Transaction.booked_on >= since,
                 Transaction.booked_on <= until,
             )
-        )
+            .group_by(Transaction.account_ref, Transaction.currency)
+        ):
+            if (account, currency) in keys:
+                movements[(account, currency)] = int(total or 0)
+    out = []
+    for (account, currency), (opening, closing) in pairs.items():
         out.append(
             BalanceTieOut(
                 account,
                 currency,
                 opening.reference_date if opening else None,
                 opening.amount_minor if opening else None,
-                int(movements or 0),
+                movements.get((account, currency), 0),
                 closing.reference_date if closing else None,
                 closing.amount_minor if closing else None,
             )

@@ -176,3 +176,40 @@ def test_open_exceptions_and_resolved_ones_carry_each_stored_field(books: Engine
             s.transaction_ref, s.invoice_id, s.amount_minor, s.currency,
             s.resolution_kind or "", s.resolution,
         )  # fmt: skip
+
+
+def test_balance_movements_per_account_when_their_windows_differ(books: Engine) -> None:
+    """Movements are summed per window shared by several accounts (one query each), and each
+    account and currency still gets only its own booked bank lines between its snapshots."""
+    import datetime as dt
+
+    from recon.db.models import BalanceSnapshot
+    from recon.db.tenancy import tenant_session
+    from tests.integration.test_export_books import _txn
+
+    def snap(account: str, day: int, amount: int) -> BalanceSnapshot:
+        return BalanceSnapshot(
+            tenant_id=TENANT, provider="bank", account_ref=account, balance_type="closingBooked",
+            reference_date=dt.date(2026, 10, day), amount_minor=amount, currency="EUR",
+        )  # fmt: skip
+
+    with tenant_session(books, TENANT) as s:
+        s.add_all([
+            _txn("bank", "bank-2", "b1", 3, 100), _txn("bank", "bank-2", "b2", 6, 200),
+            _txn("bank", "bank-2", "b3", 20, 400), _txn("bank", "bank-2", "b4", 25, 800),
+            _txn("bank", "bank-2", "b5", 10, 1600, status="pending"),
+            _txn("bank", "bank-2", "g1", 7, 50, currency="GBP"),
+            _txn("bank", "bank-3", "c1", 4, 30), _txn("bank", "bank-3", "c2", 28, 70),
+            snap("bank-2", 5, 1000), snap("bank-2", 20, 1600), snap("bank-3", 15, 5),
+        ])  # fmt: skip
+    make_user(books, "aud@acme.test", Role.AUDITOR, (TENANT,))
+    got = {(b.account_ref, b.currency): b for b in _report(books).balances}
+    assert set(got) == {("bank-1", "EUR"), ("bank-2", "EUR"), ("bank-2", "GBP"), ("bank-3", "EUR")}
+    # bank-2 EUR: between its snapshots of the 5th and the 20th, so days 6..20: 200 + 400
+    two = got[("bank-2", "EUR")]
+    assert (two.opening, two.movements, two.closing, two.difference) == (1000, 600, 1600, 0)
+    # bank-3 EUR: one snapshot (the 15th) closes it; movements from the period's start: 30
+    assert (got[("bank-3", "EUR")].opening, got[("bank-3", "EUR")].movements) == (None, 30)
+    # no snapshot: the whole period, the same window as bank-1's, each its own lines
+    assert got[("bank-2", "GBP")].movements == 50
+    assert got[("bank-1", "EUR")].movements == 10000 + 5000 + 20000 + 1000 - 500 + 4000
