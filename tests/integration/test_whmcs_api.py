@@ -81,6 +81,18 @@ def open_invoice(state: WhmcsState, seed: Seed, currency: str | None = None) -> 
 # -- reads -----------------------------------------------------------------------------------------
 
 
+def test_by_default_invoices_are_asked_250_to_a_page(
+    whmcs_server: RunningServer, whmcs_state: WhmcsState, sleep: RecordingSleep
+) -> None:
+    pages: list[Page] = []
+    with paged_client(whmcs_server, sleep, pages) as client:
+        invoices = client.invoices_frame()
+    assert len(invoices) == 230  # one page: the default (250) is above the seed's invoices
+    keys = [key for action, key, _, _ in pages if action == "GetInvoices"]
+    assert len(keys) == 1 and "limitnum=250" in keys[0]
+    assert whmcs_state.faults.count(label="GetInvoices") == 1
+
+
 def test_paging_reads_every_invoice_and_the_frames_equal_the_seed(
     whmcs_server: RunningServer, whmcs_state: WhmcsState, whmcs_seed: Seed, sleep: RecordingSleep
 ) -> None:
